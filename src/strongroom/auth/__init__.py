@@ -1,0 +1,1 @@
+"""Authentication (SigV4) and authorization (IAM-style policies)."""

@@ -1,0 +1,165 @@
+"""`strongroom`: initialize, serve and administer a strongroom deployment."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+from rich.console import Console
+
+from strongroom import __version__
+from strongroom.auth.credentials import create_access_key, create_user, new_account_id
+from strongroom.cli import awsprofile
+from strongroom.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, load_settings
+from strongroom.crypto.rootkey import FileRootKey, RootKeyError
+from strongroom.storage import open_store
+from strongroom.storage.migrate import current_revision, head_revision, upgrade
+
+console = Console(stderr=True)
+
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="STRONGROOM_DATA_DIR",
+    type=click.Path(file_okay=False),
+    help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].",
+)
+database_option = click.option(
+    "--database",
+    "database_url",
+    envvar="STRONGROOM_DATABASE_URL",
+    help="Database URL, sqlite:///... (default: in the data directory) or postgresql://... "
+    "[env: STRONGROOM_DATABASE_URL].",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="strongroom")
+def cli() -> None:
+    """strongroom: a self-hosted secrets manager that speaks the AWS Secrets Manager API."""
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    sys.exit(1)
+
+
+@cli.command()
+@data_dir_option
+@database_option
+@click.option("--region", default=DEFAULT_REGION, show_default=True, help="Region written into the AWS profile.")
+@click.option("--profile", default="strongroom", show_default=True, help="AWS profile to write the admin key to.")
+@click.option("--no-profile", is_flag=True, help="Print the admin key instead of writing an AWS profile.")
+@click.option("--endpoint-url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True,
+              help="Endpoint written into the AWS profile.")
+def init(data_dir: str | None, database_url: str | None, region: str, profile: str, no_profile: bool,
+         endpoint_url: str) -> None:
+    """Create the data directory, root key, first account and an administrator access key.
+
+    Running it again on an initialized data directory changes nothing.
+    """
+    settings = load_settings(data_dir, database_url)
+    key_path = settings.root_key_path
+    assert key_path is not None
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        root = FileRootKey.load(key_path) if key_path.exists() else FileRootKey.create(key_path)
+    except RootKeyError as exc:
+        _fail(str(exc))
+        return
+    if not settings.config_path.exists():
+        settings.config_path.write_text(f'[server]\nregion = "{region}"\n')
+    store = open_store(settings.database_url)
+    try:
+        upgrade(store)
+        with store.write() as tx:
+            if tx.list_accounts():
+                console.print(f"strongroom is already initialized in {settings.data_dir}")
+                return
+            now = time.time()
+            account_id = new_account_id()
+            tx.insert_account(account_id, "main", now)
+            create_user(tx, account_id, "admin", now, is_admin=True)
+            key_id, secret = create_access_key(tx, root, account_id, "admin", now)
+    finally:
+        store.close()
+    console.print(f"Initialized strongroom in {settings.data_dir}")
+    console.print(f"  account  {account_id}")
+    console.print(f"  admin    arn:aws:iam::{account_id}:user/admin  (access key {key_id})")
+    if no_profile:
+        click.echo(f"aws_access_key_id = {key_id}")
+        click.echo(f"aws_secret_access_key = {secret}")
+        console.print("The secret access key is shown only this once.")
+    else:
+        awsprofile.write_profile(profile, region=region, endpoint_url=endpoint_url,
+                                 access_key_id=key_id, secret_access_key=secret)
+        console.print(f"  profile  '{profile}' written to {awsprofile.config_path()} "
+                      f"and {awsprofile.credentials_path()}")
+        console.print(f"Try: aws --profile {profile} secretsmanager list-secrets")
+
+
+@cli.command()
+@data_dir_option
+@database_option
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate for HTTPS.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key for HTTPS.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(data_dir: str | None, database_url: str | None, host: str, port: int, workers: int,
+          tls_cert: str | None, tls_key: str | None, log_level: str) -> None:
+    """Serve the AWS-compatible API over HTTP (or HTTPS with --tls-cert/--tls-key)."""
+    import uvicorn
+
+    from strongroom.server import configure_logging, create_app, open_runtime
+
+    if bool(tls_cert) != bool(tls_key):
+        _fail("--tls-cert and --tls-key go together")
+    settings = load_settings(data_dir, database_url)
+    configure_logging(log_level.upper())
+    try:
+        rt = open_runtime(settings)
+    except RootKeyError as exc:
+        _fail(str(exc))
+        return
+    common = dict(host=host, port=port, log_config=None, access_log=False, ssl_certfile=tls_cert,
+                  ssl_keyfile=tls_key, log_level=log_level, server_header=False)
+    console.print(f"strongroom serving on {'https' if tls_cert else 'http'}://{host}:{port} "
+                  f"(data: {settings.data_dir})")
+    if workers == 1:
+        uvicorn.run(create_app(rt), **common)  # type: ignore[arg-type]
+    else:
+        rt.store.close()
+        os.environ["STRONGROOM_DATA_DIR"] = str(settings.data_dir)
+        os.environ["STRONGROOM_DATABASE_URL"] = settings.database_url
+        uvicorn.run("strongroom.server:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+@cli.command()
+@data_dir_option
+@database_option
+@click.option("--check", is_flag=True, help="Only report whether the schema is up to date (exit 1 if not).")
+def migrate(data_dir: str | None, database_url: str | None, check: bool) -> None:
+    """Bring the database schema up to date."""
+    settings = load_settings(data_dir, database_url)
+    store = open_store(settings.database_url)
+    try:
+        current, head = current_revision(store), head_revision(store)
+        if check:
+            console.print(f"schema revision {current or 'none'}, latest {head}")
+            sys.exit(0 if current == head else 1)
+        upgrade(store)
+        console.print(f"schema at revision {head_revision(store)} (was {current or 'none'})")
+    finally:
+        store.close()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Where strongroom keeps its state, and how it is configured.
+
+Precedence: command-line option, then environment variable, then the data
+directory's config.toml, then the built-in default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+DEFAULT_PORT = 7979
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_REGION = "us-east-1"
+CONFIG_FILE = "config.toml"
+ROOT_KEY_FILE = "root.key"
+DB_FILE = "strongroom.db"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("strongroom", appauthor=False))
+
+
+def resolve_data_dir(option: str | os.PathLike[str] | None) -> Path:
+    if option:
+        return Path(option).expanduser().resolve()
+    env = os.environ.get("STRONGROOM_DATA_DIR")
+    return Path(env).expanduser().resolve() if env else default_data_dir()
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    region: str = DEFAULT_REGION
+    root_key_source: str = "file"
+    root_key_path: Path | None = None
+    purge_interval: float = 60.0
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+
+def load_settings(data_dir: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Settings:
+    root = resolve_data_dir(data_dir)
+    file_cfg: dict[str, Any] = {}
+    cfg_path = root / CONFIG_FILE
+    if cfg_path.exists():
+        file_cfg = tomllib.loads(cfg_path.read_text())
+    server = file_cfg.get("server", {})
+    root_key = file_cfg.get("root_key", {})
+    url = (
+        database_url
+        or os.environ.get("STRONGROOM_DATABASE_URL")
+        or file_cfg.get("storage", {}).get("database_url")
+        or f"sqlite:///{root / DB_FILE}"
+    )
+    key_path = Path(root_key["path"]) if "path" in root_key else root / ROOT_KEY_FILE
+    return Settings(
+        data_dir=root,
+        database_url=url,
+        region=server.get("region", DEFAULT_REGION),
+        root_key_source=root_key.get("source", "file"),
+        root_key_path=key_path,
+        purge_interval=float(server.get("purge_interval_seconds", 60.0)),
+    )

@@ -1,0 +1,37 @@
+"""What every service operation knows about the request that called it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: who signed the request."""
+
+    account_id: str
+    arn: str
+    principal_id: str
+    access_key_id: str
+    type: str = "IAMUser"  # CloudTrail userIdentity.type: Root, IAMUser, AssumedRole
+    name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Request facts passed from the HTTP layer to services (no HTTP objects)."""
+
+    principal: Principal
+    region: str
+    request_id: str
+    source_ip: str = "127.0.0.1"
+    user_agent: str = ""
+    secure_transport: bool = False
+    time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    @property
+    def account_id(self) -> str:
+        return self.principal.account_id

@@ -1,0 +1,1 @@
+"""HTTP: the ASGI app, AWS protocol codecs, error shapes and limits."""

@@ -1,0 +1,173 @@
+"""The ASGI application: one POST endpoint for the AWS JSON 1.1 services, health probes.
+
+A request travels: size limit -> X-Amz-Target -> SigV4 -> JSON decode -> model
+validation -> service operation (in a worker thread) -> JSON response. Every
+failure leaves as an AWS-shaped error; nothing leaks a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from strongroom.auth.credentials import CredentialResolver
+from strongroom.auth.sigv4 import SigV4Verifier, WireRequest
+from strongroom.context import RequestContext
+from strongroom.errors import (
+    AwsError,
+    InternalServiceError,
+    InvalidSignatureException,
+    RequestEntityTooLargeException,
+    SerializationException,
+    UnknownOperationException,
+)
+from strongroom.http.shapes import parse_input, service_model, to_wire
+
+log = logging.getLogger("strongroom.http")
+JSON_TYPE = "application/x-amz-json-1.1"
+MAX_BODY = 1024 * 1024
+
+
+class JsonService(Protocol):
+    signing_name: str
+    target_prefix: str
+    model_name: str
+
+    def operation(self, name: str) -> Any: ...
+
+    def call(self, name: str, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class Gateway:
+    services: dict[str, Any]  # target prefix -> service
+    resolver: CredentialResolver
+    verifier: SigV4Verifier = field(default_factory=SigV4Verifier)
+    ready: Any = None  # () -> (bool, reason)
+
+
+def _error_response(err: AwsError, request_id: str) -> Response:
+    return JSONResponse(
+        {"__type": err.code, "message": err.message},
+        status_code=err.status,
+        media_type=JSON_TYPE,
+        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": err.code},
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise RequestEntityTooLargeException(f"Request body is larger than {MAX_BODY} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise RequestEntityTooLargeException(f"Request body is larger than {MAX_BODY} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(gateway: Gateway) -> Starlette:
+    async def handle(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        op_name, principal_arn, outcome = "-", "-", "ok"
+        try:
+            body = await _read_body(request)
+            target = request.headers.get("x-amz-target", "")
+            prefix, _, op_name = target.partition(".")
+            service = gateway.services.get(prefix)
+            if service is None or not op_name:
+                op_name = op_name or "-"
+                raise UnknownOperationException("")
+            ctx = await anyio.to_thread.run_sync(_authenticate, gateway, request, body, service, request_id)
+            principal_arn = ctx.principal.arn
+            op = service.operation(op_name)
+            if op is None:
+                raise UnknownOperationException("")
+            try:
+                raw = json.loads(body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                raise SerializationException("The request body is not valid JSON.") from None
+            params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
+            result = await anyio.to_thread.run_sync(service.call, op_name, ctx, params)
+            return Response(
+                json.dumps(to_wire(result), separators=(",", ":")),
+                media_type=JSON_TYPE,
+                headers={"x-amzn-RequestId": request_id},
+            )
+        except AwsError as err:
+            outcome = err.code
+            return _error_response(err, request_id)
+        except Exception as exc:  # noqa: BLE001 - the one place unexpected faults become InternalServiceError
+            outcome = "InternalServiceError"
+            # Only the exception type and location: messages of driver errors may echo bound parameters.
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+            log.error("unexpected fault request_id=%s operation=%s error=%s at=%s",
+                      request_id, op_name, type(exc).__name__, where)
+            return _error_response(
+                InternalServiceError(f"An internal error occurred. Request ID: {request_id}"), request_id
+            )
+        finally:
+            log.info(
+                "request",
+                extra={"request_id": request_id, "operation": op_name, "principal": principal_arn,
+                       "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(_: Request) -> Response:
+        ok, reason = (True, "ready") if gateway.ready is None else gateway.ready()
+        return JSONResponse({"status": "ready" if ok else "unavailable", "reason": reason},
+                            status_code=200 if ok else 503)
+
+    return Starlette(
+        routes=[
+            Route("/", handle, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+        ]
+    )
+
+
+def _authenticate(gateway: Gateway, request: Request, body: bytes, service: Any, request_id: str) -> RequestContext:
+    wire = WireRequest(
+        method=request.method,
+        path=request.url.path,
+        query_string=request.scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]],
+        body=body,
+    )
+    now = dt.datetime.now(dt.timezone.utc)
+    claim, parts = gateway.verifier.parse(wire, now)
+    if claim.service != service.signing_name:
+        raise InvalidSignatureException(f"Credential should be scoped to correct service: '{service.signing_name}'. ")
+    cred = gateway.resolver.resolve(claim.access_key_id)
+    gateway.verifier.verify(wire, claim, parts, cred.secret)
+    client = request.client
+    return RequestContext(
+        principal=cred.principal,
+        region=claim.region,
+        request_id=request_id,
+        source_ip=client.host if client else "",
+        user_agent=request.headers.get("user-agent", ""),
+        secure_transport=request.url.scheme == "https",
+        time=now,
+    )

@@ -1,0 +1,157 @@
+"""Check and convert request parameters against botocore's service model.
+
+Incoming JSON becomes the Python values botocore's input shapes describe
+(blobs as bytes, timestamps as datetimes); outgoing values go back to the wire
+form. Type mismatches are SerializationException, constraint violations
+ValidationException, worded the way AWS words them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from functools import lru_cache
+from typing import Any
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from strongroom.errors import SerializationException, ValidationException
+
+
+@lru_cache(maxsize=None)
+def service_model(name: str) -> ServiceModel:
+    return botocore.session.get_session().get_service_model(name)
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _type_error(expected: str, value: Any) -> SerializationException:
+    kinds = {dict: "Start of structure or map", list: "Start of list", str: "STRING_VALUE",
+             bool: "Boolean value", int: "NUMBER_VALUE", float: "NUMBER_VALUE", type(None): "null"}
+    found = kinds.get(type(value), "Value")
+    if found in ("Start of structure or map", "Start of list"):
+        return SerializationException(f"{found} found where not expected.")
+    return SerializationException(f"{found} can not be converted to {expected}")
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, value: Any, constraint: str) -> None:
+        shown = "null" if value is None else f"'{value}'"
+        if isinstance(value, (bytes, list, dict)) or (isinstance(value, str) and len(value) > 256):
+            shown = "'***'"
+        self.errors.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
+
+    def convert(self, shape: Shape, value: Any, path: str) -> Any:
+        t = shape.type_name
+        m = shape.metadata
+        if value is None:
+            return None
+        if t == "structure":
+            if not isinstance(value, dict):
+                raise _type_error("a structure", value)
+            out = {}
+            for name, member in shape.members.items():
+                if name in value and value[name] is not None:
+                    out[name] = self.convert(member, value[name], f"{path}.{_camel(name)}" if path else _camel(name))
+            for name in shape.required_members:
+                if name not in out:
+                    self.fail(f"{path}.{_camel(name)}" if path else _camel(name), None, "Member must not be null")
+            return out
+        if t == "list":
+            if not isinstance(value, list):
+                raise _type_error("a list", value)
+            self._length(len(value), m, path, value)
+            return [self.convert(shape.member, v, f"{path}.{i + 1}.member") for i, v in enumerate(value)]
+        if t == "map":
+            if not isinstance(value, dict):
+                raise _type_error("a map", value)
+            return {k: self.convert(shape.value, v, f"{path}.{k}") for k, v in value.items()}
+        if t == "string":
+            if not isinstance(value, str):
+                raise _type_error("String", value)
+            self._length(len(value), m, path, "***" if m.get("sensitive") else value)
+            if shape.enum and value not in shape.enum:
+                self.fail(path, value, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+            if "pattern" in m and not _pattern(m["pattern"]).search(value):
+                self.fail(path, "***" if m.get("sensitive") else value,
+                          f"Member must satisfy regular expression pattern: {m['pattern']}")
+            return value
+        if t in ("integer", "long"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise _type_error("an Integer" if t == "integer" else "a Long", value)
+            value = int(value)
+            if "min" in m and value < m["min"]:
+                self.fail(path, value, f"Member must have value greater than or equal to {m['min']}")
+            if "max" in m and value > m["max"]:
+                self.fail(path, value, f"Member must have value less than or equal to {m['max']}")
+            return value
+        if t in ("double", "float"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _type_error("a Double", value)
+            return float(value)
+        if t == "boolean":
+            if not isinstance(value, bool):
+                raise _type_error("a Boolean", value)
+            return value
+        if t == "blob":
+            if not isinstance(value, str):
+                raise _type_error("a Blob", value)
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise SerializationException("Base64 encoded value could not be decoded.") from None
+            self._length(len(raw), m, path, "***")
+            return raw
+        if t == "timestamp":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _type_error("a Timestamp", value)
+            return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        return value
+
+    def _length(self, n: int, m: dict[str, Any], path: str, shown: Any) -> None:
+        if "min" in m and n < m["min"]:
+            self.fail(path, shown, f"Member must have length greater than or equal to {m['min']}")
+        if "max" in m and n > m["max"]:
+            self.fail(path, shown, f"Member must have length less than or equal to {m['max']}")
+
+
+@lru_cache(maxsize=512)
+def _pattern(p: str) -> re.Pattern[str]:
+    return re.compile(p, re.DOTALL)
+
+
+def parse_input(op: OperationModel, body: Any) -> dict[str, Any]:
+    """Validated, converted request parameters for `op`."""
+    if op.input_shape is None:
+        return {}
+    if not isinstance(body, dict):
+        raise SerializationException("Start of structure or map expected.")
+    checker = _Checker()
+    out = checker.convert(op.input_shape, body, "")
+    if checker.errors:
+        n = len(checker.errors)
+        raise ValidationException(
+            f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(checker.errors)
+        )
+    return out  # type: ignore[no-any-return]
+
+
+def to_wire(value: Any) -> Any:
+    """Response values as AWS JSON carries them."""
+    if isinstance(value, dict):
+        return {k: to_wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [to_wire(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return round(value.timestamp(), 3)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    return value

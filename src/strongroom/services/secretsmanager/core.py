@@ -1,0 +1,150 @@
+"""What every Secrets Manager operation shares: finding a secret, sealing values,
+shaping responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from strongroom.context import RequestContext
+from strongroom.crypto.envelope import Sealed, binding
+from strongroom.crypto.keyring import DecryptionError, Keyring
+from strongroom.errors import (
+    AccessDeniedException,
+    DecryptionFailure,
+    InvalidRequestException,
+    ResourceNotFoundException,
+)
+from strongroom.services.secretsmanager import arns
+from strongroom.storage import SecretRecord, Store, Tx, VersionRecord
+
+NOT_FOUND = "Secrets Manager can't find the specified secret."
+MARKED_FOR_DELETION = "You can't perform this operation on the secret because it was marked for deletion."
+DAY = 86400.0
+
+
+@dataclass
+class Deps:
+    """The collaborators of the service, passed in explicitly."""
+
+    store: Store
+    keyring: Keyring
+    clock: Callable[[], float] = time.time
+    on_change: list[Callable[[SecretRecord], None]] = field(default_factory=list)
+
+
+def find(tx: Tx, ctx: RequestContext, secret_id: str) -> SecretRecord:
+    """Resolve a name, full ARN or partial ARN; ResourceNotFoundException when absent."""
+    if arns.is_arn(secret_id):
+        secret = tx.secret_by_arn(secret_id) or tx.secret_by_partial_arn(secret_id)
+    else:
+        secret = tx.secret_by_name(ctx.account_id, ctx.region, secret_id)
+    if secret is None:
+        raise ResourceNotFoundException(NOT_FOUND)
+    if secret.account_id != ctx.account_id and not ctx.principal.is_admin:
+        # Cross-account access needs policies on both sides; until a policy allows it, deny.
+        raise AccessDeniedException(
+            f"User: {ctx.principal.arn} is not authorized to perform this operation on resource: {secret.arn}"
+        )
+    return secret
+
+
+def require_live(secret: SecretRecord) -> None:
+    if secret.deleted_date is not None:
+        raise InvalidRequestException(MARKED_FOR_DELETION)
+
+
+def value_binding(secret: SecretRecord, version_id: str) -> bytes:
+    return binding("strongroom/secret-value/v1", secret.account_id, secret.arn, version_id)
+
+
+def seal_value(deps: Deps, secret: SecretRecord, version: VersionRecord, req: dict[str, Any]) -> None:
+    if "SecretString" in req:
+        plaintext, version.value_type = req["SecretString"].encode(), "string"
+    else:
+        plaintext, version.value_type = bytes(req["SecretBinary"]), "binary"
+    key_id, sealed = deps.keyring.seal(plaintext, value_binding(secret, version.version_id), secret.kms_key_id)
+    version.key_id, version.wrapped_key, version.ciphertext = key_id, sealed.wrapped_key, sealed.ciphertext
+
+
+def open_value(deps: Deps, secret: SecretRecord, version: VersionRecord) -> bytes:
+    assert version.wrapped_key is not None and version.ciphertext is not None and version.key_id is not None
+    try:
+        return deps.keyring.open(
+            version.key_id,
+            Sealed(version.wrapped_key, version.ciphertext),
+            value_binding(secret, version.version_id),
+        )
+    except DecryptionError:
+        raise DecryptionFailure(
+            "Secrets Manager can't decrypt the protected secret text using the provided KMS key."
+        ) from None
+
+
+def same_value(deps: Deps, secret: SecretRecord, version: VersionRecord, req: dict[str, Any]) -> bool:
+    if version.value_type is None:
+        return False
+    if ("SecretString" in req) != (version.value_type == "string"):
+        return False
+    wanted = req["SecretString"].encode() if "SecretString" in req else bytes(req["SecretBinary"])
+    return hmac.compare_digest(open_value(deps, secret, version), wanted)
+
+
+def value_fields(version: VersionRecord, plaintext: bytes) -> dict[str, Any]:
+    if version.value_type == "string":
+        return {"SecretString": plaintext.decode()}
+    return {"SecretBinary": plaintext}
+
+
+def day_of(ts: float) -> float:
+    """AWS reports access dates at day granularity (midnight UTC)."""
+    return ts - ts % DAY
+
+
+def ts(value: float | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc)
+
+
+def summary(secret: SecretRecord, stages: dict[str, list[str]], *, versions_key: str) -> dict[str, Any]:
+    """DescribeSecret's response, or a ListSecrets entry (which names its versions map differently)."""
+    out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
+    optional = {
+        "Type": secret.secret_type,
+        "Description": secret.description,
+        "KmsKeyId": secret.kms_key_id,
+        "RotationLambdaARN": secret.rotation_lambda_arn,
+        "RotationRules": secret.rotation_rules,
+        "LastRotatedDate": ts(secret.last_rotated_date),
+        "LastChangedDate": ts(secret.last_changed_date),
+        "LastAccessedDate": ts(secret.last_accessed_date),
+        "DeletedDate": ts(secret.deleted_date),
+        "NextRotationDate": ts(secret.next_rotation_date) if secret.rotation_enabled else None,
+        "OwningService": secret.owning_service,
+        "CreatedDate": ts(secret.created_date),
+    }
+    if secret.rotation_enabled or secret.rotation_lambda_arn:
+        out["RotationEnabled"] = secret.rotation_enabled
+    out.update({k: v for k, v in optional.items() if v is not None})
+    if secret.tags:
+        out["Tags"] = list(secret.tags)
+    if stages:
+        out[versions_key] = stages
+    if secret.primary_region:
+        out["PrimaryRegion"] = secret.primary_region
+    return out
+
+
+def stages_by_version(tx: Tx, secret_id: int) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for label, vid in sorted(tx.stages(secret_id).items()):
+        out.setdefault(vid, []).append(label)
+    return out
+
+
+def changed(deps: Deps, secret: SecretRecord) -> None:
+    for hook in deps.on_change:
+        hook(secret)
