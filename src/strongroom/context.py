@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,14 @@ class Principal:
     name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     is_admin: bool = False
+    # Role sessions (type AssumedRole): the role, the session, and what the session narrows to.
+    role_name: str = ""
+    role_arn: str = ""
+    session_name: str = ""
+    session_expiration: float | None = None
+    session_policy: str | None = None  # inline session policy (JSON text) from AssumeRole
+    session_policy_arns: tuple[str, ...] = ()  # managed session policies from AssumeRole
+    transitive_tag_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,8 @@ class RequestContext:
     user_agent: str = ""
     secure_transport: bool = False
     time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    # The caller's identity policies (auth.policy.Policy), resolved with its credentials.
+    identity_policies: tuple[Any, ...] = ()
 
     @property
     def account_id(self) -> str:

@@ -60,6 +60,39 @@ EncryptionFailure = _error("EncryptionFailure")
 DecryptionFailure = _error("DecryptionFailure")
 
 
+# IAM and STS (AWS query protocol): codes as they appear in <Error><Code>.
+NoSuchEntity = _error("NoSuchEntity", 404)
+EntityAlreadyExists = _error("EntityAlreadyExists", 409)
+DeleteConflict = _error("DeleteConflict", 409)
+LimitExceeded = _error("LimitExceeded", 409)
+MalformedPolicyDocument = _error("MalformedPolicyDocument")
+PackedPolicyTooLarge = _error("PackedPolicyTooLarge")
+InvalidInput = _error("InvalidInput")
+ValidationError = _error("ValidationError")
+AccessDenied = _error("AccessDenied", 403)
+PolicyNotAttachable = _error("PolicyNotAttachable")
+UnmodifiableEntity = _error("UnmodifiableEntity")
+
+
+# KMS (TrentService). LimitExceededException, MalformedPolicyDocumentException,
+# AccessDeniedException and ValidationException above carry the same codes in KMS.
+NotFoundException = _error("NotFoundException")
+AlreadyExistsException = _error("AlreadyExistsException")
+DisabledException = _error("DisabledException")
+KMSInvalidStateException = _error("KMSInvalidStateException")
+InvalidCiphertextException = _error("InvalidCiphertextException")
+IncorrectKeyException = _error("IncorrectKeyException")
+InvalidKeyUsageException = _error("InvalidKeyUsageException")
+InvalidAliasNameException = _error("InvalidAliasNameException")
+InvalidArnException = _error("InvalidArnException")
+InvalidMarkerException = _error("InvalidMarkerException")
+UnsupportedOperationException = _error("UnsupportedOperationException")
+TagException = _error("TagException")
+NotAuthorizedException = _error("NotAuthorizedException")
+DryRunOperationException = _error("DryRunOperationException", 412)
+KMSInternalException = _error("KMSInternalException", 500)
+
+
 class InternalServiceError(AwsError):
     """An unexpected fault; the message names the request id, never the cause."""
 

@@ -19,6 +19,9 @@ from strongroom.config import Settings, load_settings
 from strongroom.crypto.keyring import RootKeyring
 from strongroom.crypto.rootkey import FileRootKey, RootKey, RootKeyError
 from strongroom.http.app import Gateway, build_app
+from strongroom.services import iam, sts
+from strongroom.services.kms import Kms, KmsDeps, run_maintenance
+from strongroom.services.kms.keyring import KmsKeyring
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.core import Deps
 from strongroom.services.secretsmanager.secrets import purge_deleted
@@ -42,6 +45,7 @@ class Runtime:
     root: RootKey
     deps: Deps
     gateway: Gateway
+    kms: KmsDeps | None = None
 
 
 def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -49,8 +53,11 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     store = open_store(settings.database_url)
     if migrate:
         upgrade(store)
-    deps = Deps(store=store, keyring=RootKeyring(root))
+    kms_deps = KmsDeps(store=store, root=root)
+    # Secrets are sealed under KMS keys; versions sealed before KMS existed still open via the root keyring.
+    deps = Deps(store=store, keyring=KmsKeyring(kms_deps, legacy=RootKeyring(root)))
     sm = SecretsManager(deps)
+    kms = Kms(kms_deps)
     resolver = CredentialResolver(store, root)
 
     def ready() -> tuple[bool, str]:
@@ -61,8 +68,10 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             return False, f"storage unreachable: {type(exc).__name__}"
         return True, "ready"
 
-    gateway = Gateway(services={sm.target_prefix: sm}, resolver=resolver, ready=ready)
-    return Runtime(settings, store, root, deps, gateway)
+    gateway = Gateway(services={sm.target_prefix: sm, kms.target_prefix: kms}, resolver=resolver, ready=ready)
+    iam_deps = iam.Deps(store=store, root=root, on_key_changed=[resolver.invalidate])
+    gateway.query_services.update({"iam": iam.IAM(iam_deps), "sts": sts.STS(iam_deps)})
+    return Runtime(settings, store, root, deps, gateway, kms=kms_deps)
 
 
 async def _purge_loop(rt: Runtime) -> None:
@@ -71,6 +80,8 @@ async def _purge_loop(rt: Runtime) -> None:
             n = await asyncio.to_thread(purge_deleted, rt.deps)
             if n:
                 log.info("purged secrets past their recovery window", extra={"count": n})
+            if rt.kms is not None:
+                await asyncio.to_thread(run_maintenance, rt.kms)  # KMS key deletion and rotation
         except Exception as exc:  # noqa: BLE001 - a failed pass is retried on the next tick
             log.error("purge failed: %s", type(exc).__name__)
         await asyncio.sleep(rt.settings.purge_interval)

@@ -118,8 +118,31 @@ def grants_public_access(doc: dict[str, Any]) -> bool:
             values = [aws] if isinstance(aws, str) else list(aws)
         if "*" not in values:
             continue
-        cond_keys = {k.lower() for body in (st.get("Condition") or {}).values() if isinstance(body, dict)
-                     for k in body}
-        if not cond_keys & _RESTRICTING_KEYS:
+        cond = st.get("Condition")
+        if not isinstance(cond, dict) or not any(
+            _restricts(op, key, value)
+            for op, body in cond.items() if isinstance(body, dict)
+            for key, value in body.items()
+        ):
             return True
     return False
+
+
+# Values that pin nothing: any string, any address.
+_UNPINNED = {"*", "0.0.0.0/0", "::/0"}
+
+
+def _restricts(operator: str, key: str, value: Any) -> bool:
+    """Does this condition limit callers to known ones?
+
+    Only a positive comparison of an identifying key does: a negated operator
+    (StringNotEquals) still admits everyone else, ...IfExists and ForAllValues:
+    admit callers without the key, Null tests presence only, and a wildcard value matches anyone.
+    """
+    if operator.startswith("ForAllValues:"):  # true when the key is absent
+        return False
+    op = operator.split(":")[-1]
+    if key.lower() not in _RESTRICTING_KEYS or op == "Null" or op.endswith("IfExists") or "Not" in op:
+        return False
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, str) and v not in _UNPINNED for v in values)

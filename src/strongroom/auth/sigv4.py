@@ -155,11 +155,13 @@ class SigV4Verifier:
             if values is None:
                 raise InvalidSignatureException(_MISMATCH)
             canon_headers.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}")
-        payload_hash = (headers.get("x-amz-content-sha256") or [None])[0] or hashlib.sha256(req.body).hexdigest()
+        # The hash of the body that arrived, never a client-supplied x-amz-content-sha256: trusting
+        # that header would let a replayed signature vouch for a different body.
+        payload_hash = hashlib.sha256(req.body).hexdigest()
         canonical = "\n".join(
             [
                 req.method.upper(),
-                quote(_normalize_path(req.path), safe="/~"),
+                _canonical_path(req.path),
                 _canonical_query(req.query_string, drop_signature=claim.presigned),
                 "\n".join(canon_headers) + "\n",
                 parts["SignedHeaders"],
@@ -252,6 +254,11 @@ def _canonical_query(query_string: str, drop_signature: bool) -> str:
             continue
         pairs.append((quote(k, safe="-_.~"), quote(v, safe="-_.~")))
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
+
+
+def _canonical_path(path: str) -> str:
+    """Every service but S3 encodes path segments twice: once on the wire, once more to sign."""
+    return quote(quote(_normalize_path(path), safe="/~"), safe="/~")
 
 
 def _normalize_path(path: str) -> str:

@@ -12,6 +12,7 @@ from rich.console import Console
 from strongroom import __version__
 from strongroom.auth.credentials import create_access_key, create_user, new_account_id
 from strongroom.cli import awsprofile
+from strongroom.cli import iam as iam_commands
 from strongroom.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, load_settings
 from strongroom.crypto.rootkey import FileRootKey, RootKeyError
 from strongroom.storage import open_store
@@ -155,6 +156,9 @@ def migrate(data_dir: str | None, database_url: str | None, check: bool) -> None
         console.print(f"schema at revision {head_revision(store)} (was {current or 'none'})")
     finally:
         store.close()
+
+
+cli.add_command(iam_commands.iam)
 
 
 def main() -> None:

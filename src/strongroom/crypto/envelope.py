@@ -28,6 +28,16 @@ def seal(plaintext: bytes, aad: bytes, wrap: Wrap) -> Sealed:
     return Sealed(wrapped_key=wrap(data_key), ciphertext=aead.encrypt(data_key, plaintext, aad))
 
 
+def seal_with(data_key: bytes, wrapped_key: bytes, plaintext: bytes, aad: bytes) -> Sealed:
+    """Seal under a data key generated elsewhere (KMS GenerateDataKey), given its wrapped form."""
+    return Sealed(wrapped_key=wrapped_key, ciphertext=aead.encrypt(data_key, plaintext, aad))
+
+
+def open_with(data_key: bytes, sealed: Sealed, aad: bytes) -> bytes:
+    """Decrypt with a data key already unwrapped; raises aead.DecryptError on any mismatch."""
+    return aead.decrypt(data_key, sealed.ciphertext, aad)
+
+
 def open_sealed(sealed: Sealed, aad: bytes, unwrap: Unwrap) -> bytes:
     """Decrypt; raises aead.DecryptError when the key, data or binding is wrong."""
     return aead.decrypt(unwrap(sealed.wrapped_key), sealed.ciphertext, aad)

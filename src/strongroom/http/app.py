@@ -32,6 +32,7 @@ from strongroom.errors import (
     SerializationException,
     UnknownOperationException,
 )
+from strongroom.http import query
 from strongroom.http.shapes import parse_input, service_model, to_wire
 
 log = logging.getLogger("strongroom.http")
@@ -55,6 +56,7 @@ class Gateway:
     resolver: CredentialResolver
     verifier: SigV4Verifier = field(default_factory=SigV4Verifier)
     ready: Any = None  # () -> (bool, reason)
+    query_services: dict[str, Any] = field(default_factory=dict)  # SigV4 service name -> query service
 
 
 def _error_response(err: AwsError, request_id: str) -> Response:
@@ -85,6 +87,10 @@ def build_app(gateway: Gateway) -> Starlette:
         started = time.perf_counter()
         op_name, principal_arn, outcome = "-", "-", "ok"
         try:
+            if "x-amz-target" not in request.headers and query.is_query_request(request):  # IAM, STS
+                response, op_name, principal_arn, outcome = await query.handle(gateway, request, request_id,
+                                                                               _read_body)
+                return response
             body = await _read_body(request)
             target = request.headers.get("x-amz-target", "")
             prefix, _, op_name = target.partition(".")
@@ -98,8 +104,8 @@ def build_app(gateway: Gateway) -> Starlette:
             if op is None:
                 raise UnknownOperationException("")
             try:
-                raw = json.loads(body or b"{}")
-            except (ValueError, UnicodeDecodeError):
+                raw = json.loads(body or b"{}", parse_constant=_not_json)
+            except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
                 raise SerializationException("The request body is not valid JSON.") from None
             params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
             result = await anyio.to_thread.run_sync(service.call, op_name, ctx, params)
@@ -140,11 +146,16 @@ def build_app(gateway: Gateway) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/", handle, methods=["POST"]),
+            Route("/", handle, methods=["POST", "GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
         ]
     )
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON (and AWS) do not."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _authenticate(gateway: Gateway, request: Request, body: bytes, service: Any, request_id: str) -> RequestContext:
@@ -159,8 +170,9 @@ def _authenticate(gateway: Gateway, request: Request, body: bytes, service: Any,
     claim, parts = gateway.verifier.parse(wire, now)
     if claim.service != service.signing_name:
         raise InvalidSignatureException(f"Credential should be scoped to correct service: '{service.signing_name}'. ")
-    cred = gateway.resolver.resolve(claim.access_key_id)
+    cred = gateway.resolver.resolve(claim.access_key_id, claim.security_token)
     gateway.verifier.verify(wire, claim, parts, cred.secret)
+    gateway.resolver.note_used(claim.access_key_id, claim.service, claim.region)
     client = request.client
     return RequestContext(
         principal=cred.principal,

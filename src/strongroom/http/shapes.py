@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import math
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -40,8 +42,12 @@ def _type_error(expected: str, value: Any) -> SerializationException:
 
 
 class _Checker:
-    def __init__(self) -> None:
+    def __init__(self, anchored: bool = True) -> None:
         self.errors: list[str] = []
+        # AWS checks patterns against the whole value in every protocol (DynamoDB answers
+        # "Value 'my table' ... Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"),
+        # although the model's patterns are not anchored themselves.
+        self.anchored = anchored
 
     def fail(self, path: str, value: Any, constraint: str) -> None:
         shown = "null" if value is None else f"'{value}'"
@@ -80,12 +86,16 @@ class _Checker:
             self._length(len(value), m, path, "***" if m.get("sensitive") else value)
             if shape.enum and value not in shape.enum:
                 self.fail(path, value, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
-            if "pattern" in m and not _pattern(m["pattern"]).search(value):
+            if "pattern" in m and not self._matches(m["pattern"], value):
                 self.fail(path, "***" if m.get("sensitive") else value,
                           f"Member must satisfy regular expression pattern: {m['pattern']}")
             return value
         if t in ("integer", "long"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            # JSON numbers can be fractional, non-finite (NaN, Infinity) or wider than the shape's
+            # 32/64 bits; none of those is an Integer/Long.
+            limit = 2**31 if t == "integer" else 2**63
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value != int(value) or not -limit <= int(value) < limit):
                 raise _type_error("an Integer" if t == "integer" else "a Long", value)
             value = int(value)
             if "min" in m and value < m["min"]:
@@ -94,7 +104,7 @@ class _Checker:
                 self.fail(path, value, f"Member must have value less than or equal to {m['max']}")
             return value
         if t in ("double", "float"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise _type_error("a Double", value)
             return float(value)
         if t == "boolean":
@@ -113,8 +123,15 @@ class _Checker:
         if t == "timestamp":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise _type_error("a Timestamp", value)
-            return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+            try:
+                return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+            except (OverflowError, OSError, ValueError):  # NaN, Infinity, or beyond year 9999
+                raise _type_error("a Timestamp", value) from None
         return value
+
+    def _matches(self, pattern: str, value: str) -> bool:
+        compiled = _pattern(pattern)
+        return bool(compiled.fullmatch(value) if self.anchored else compiled.search(value))
 
     def _length(self, n: int, m: dict[str, Any], path: str, shown: Any) -> None:
         if "min" in m and n < m["min"]:
@@ -123,18 +140,49 @@ class _Checker:
             self.fail(path, shown, f"Member must have length less than or equal to {m['max']}")
 
 
+class _CategoryClass:
+    """`[...]+` or `[...]*` whose class names Unicode categories (\\p{L}), which `re` lacks."""
+
+    _SHAPE = re.compile(r"\[((?:\\p\{[A-Z]\}|\\.|[^\]\\])*)\]([+*])")
+    _ITEM = re.compile(r"\\p\{([A-Z])\}|\\(.)|(.)", re.DOTALL)
+
+    def __init__(self, body: str, repeat: str):
+        cats, lits = set(), set()
+        for m in self._ITEM.finditer(body):
+            if m.group(1):
+                cats.add(m.group(1))
+            else:
+                lits.add(m.group(2) or m.group(3))
+        self.categories, self.literals, self.repeat = frozenset(cats), frozenset(lits), repeat
+
+    def _ok(self, ch: str) -> bool:
+        return ch in self.literals or unicodedata.category(ch)[0] in self.categories
+
+    def fullmatch(self, value: str) -> bool:
+        return (self.repeat == "*" or bool(value)) and all(self._ok(c) for c in value)
+
+    def search(self, value: str) -> bool:
+        return self.repeat == "*" or any(self._ok(c) for c in value)
+
+
 @lru_cache(maxsize=512)
-def _pattern(p: str) -> re.Pattern[str]:
-    return re.compile(p, re.DOTALL)
+def _pattern(p: str) -> Any:
+    try:
+        return re.compile(p, re.DOTALL)
+    except re.error:
+        m = _CategoryClass._SHAPE.fullmatch(p)
+        if m is None:
+            raise
+        return _CategoryClass(m.group(1), m.group(2))
 
 
-def parse_input(op: OperationModel, body: Any) -> dict[str, Any]:
-    """Validated, converted request parameters for `op`."""
+def parse_input(op: OperationModel, body: Any, *, anchored: bool = True) -> dict[str, Any]:
+    """Validated, converted request parameters for `op` (`anchored`: patterns match whole values)."""
     if op.input_shape is None:
         return {}
     if not isinstance(body, dict):
         raise SerializationException("Start of structure or map expected.")
-    checker = _Checker()
+    checker = _Checker(anchored)
     out = checker.convert(op.input_shape, body, "")
     if checker.errors:
         n = len(checker.errors)

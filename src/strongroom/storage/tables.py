@@ -107,3 +107,169 @@ version_stages = Table(
     Column("version_id", String(64), nullable=False),
 )
 Index("ix_version_stages_version", version_stages.c.secret_id, version_stages.c.version_id)
+
+# ---- IAM & STS: roles, policies, attachments, session credentials (revision 0002) ----------
+# Policy documents are stored as the JSON text the caller sent. Session tokens are stored
+# only as SHA-256 hex digests; session secrets only wrapped by the root key.
+
+roles = Table(
+    "iam_roles",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("role_name", String(64), primary_key=True),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False, default="/"),
+    Column("assume_role_policy", Text, nullable=False),
+    Column("description", Text),
+    Column("max_session_duration", Integer, nullable=False, default=3600),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("created_date", Float, nullable=False),
+    Column("last_used_date", Float),
+    Column("last_used_region", String(32)),
+)
+
+user_policies = Table(
+    "iam_user_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+role_policies = Table(
+    "iam_role_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("role_name", String(64), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+managed_policies = Table(
+    "iam_managed_policies",
+    metadata,
+    Column("policy_id", String(32), primary_key=True),
+    Column("arn", String(2048), nullable=False, unique=True),
+    Column("account_id", String(12), nullable=False),
+    Column("policy_name", String(128), nullable=False),
+    Column("path", String(512), nullable=False, default="/"),
+    Column("description", Text),
+    Column("default_version_id", String(32), nullable=False),
+    Column("next_version", Integer, nullable=False, default=2),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("created_date", Float, nullable=False),
+    Column("update_date", Float, nullable=False),
+    UniqueConstraint("account_id", "policy_name", name="uq_iam_managed_policies_name"),
+)
+
+policy_versions = Table(
+    "iam_policy_versions",
+    metadata,
+    Column("policy_id", String(32), ForeignKey("iam_managed_policies.policy_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("version_id", String(32), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("created_date", Float, nullable=False),
+)
+
+user_policy_attachments = Table(
+    "iam_user_policy_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Column("policy_id", String(32), primary_key=True),
+)
+Index("ix_iam_user_attachments_policy", user_policy_attachments.c.policy_id)
+
+role_policy_attachments = Table(
+    "iam_role_policy_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("role_name", String(64), primary_key=True),
+    Column("policy_id", String(32), primary_key=True),
+)
+Index("ix_iam_role_attachments_policy", role_policy_attachments.c.policy_id)
+
+session_credentials = Table(
+    "sts_session_credentials",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("secret_wrapped", LargeBinary, nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("expiration", Float, nullable=False),
+    Column("role_name", String(64), nullable=False),
+    Column("role_id", String(32), nullable=False),
+    Column("session_name", String(64), nullable=False),
+    Column("session_tags", Text, nullable=False, default="[]"),
+    Column("transitive_tag_keys", Text, nullable=False, default="[]"),
+    Column("session_policy", Text),
+    Column("policy_arns", Text, nullable=False, default="[]"),
+    Column("source_identity", String(256)),
+    Column("source_arn", String(2048), nullable=False),
+    Column("created_date", Float, nullable=False),
+)
+Index("ix_sts_sessions_expiration", session_credentials.c.expiration)
+
+access_key_last_used = Table(
+    "iam_access_key_last_used",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("last_used_date", Float, nullable=False),
+    Column("service_name", String(64), nullable=False),
+    Column("region", String(32), nullable=False),
+)
+# ---- end IAM & STS -------------------------------------------------------------------------
+
+# ---- KMS: keys, key material, aliases (revision 0003) ------------------------------------
+# Key material is stored only wrapped by the root key, one row per material version
+# (the original and every rotation); queries live in storage/kms_store.py.
+
+kms_keys = Table(
+    "kms_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("arn", String(2048), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("key_usage", String(32), nullable=False),
+    Column("key_spec", String(32), nullable=False),
+    Column("origin", String(32), nullable=False),
+    Column("key_manager", String(16), nullable=False),  # CUSTOMER or AWS
+    Column("key_state", String(32), nullable=False),  # Enabled, Disabled, PendingDeletion
+    Column("creation_date", Float, nullable=False),
+    Column("deletion_date", Float),
+    Column("pending_window_days", Integer),
+    Column("rotation_enabled", Boolean, nullable=False, default=False),
+    Column("rotation_period_days", Integer),
+    Column("next_rotation_date", Float),
+    Column("current_material", Integer, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("tags", Text, nullable=False, default="[]"),
+)
+Index("ix_kms_keys_account_region", kms_keys.c.account_id, kms_keys.c.region)
+
+kms_key_materials = Table(
+    "kms_key_materials",
+    metadata,
+    Column("key_id", String(36), ForeignKey("kms_keys.key_id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("created_date", Float, nullable=False),
+    Column("rotation_type", String(16)),  # NULL for the key's first material, else AUTOMATIC / ON_DEMAND
+    Column("material_wrapped", LargeBinary, nullable=False),
+)
+
+kms_aliases = Table(
+    "kms_aliases",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("alias_name", String(256), primary_key=True),
+    Column("key_id", String(36), ForeignKey("kms_keys.key_id", ondelete="CASCADE"), nullable=False),
+    Column("creation_date", Float, nullable=False),
+    Column("last_updated_date", Float, nullable=False),
+)
+Index("ix_kms_aliases_key", kms_aliases.c.key_id)
+# ---- end KMS -------------------------------------------------------------------------------

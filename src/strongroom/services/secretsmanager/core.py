@@ -12,10 +12,19 @@ from typing import Any
 
 from strongroom.context import RequestContext
 from strongroom.crypto.envelope import Sealed, binding
-from strongroom.crypto.keyring import DecryptionError, Keyring
+from strongroom.crypto.keyring import (
+    DecryptionError,
+    EncryptionError,
+    InvalidKeyError,
+    KeyAccessDenied,
+    Keyring,
+    SealContext,
+)
 from strongroom.errors import (
     AccessDeniedException,
     DecryptionFailure,
+    EncryptionFailure,
+    InvalidParameterException,
     InvalidRequestException,
     ResourceNotFoundException,
 )
@@ -62,36 +71,95 @@ def value_binding(secret: SecretRecord, version_id: str) -> bytes:
     return binding("strongroom/secret-value/v1", secret.account_id, secret.arn, version_id)
 
 
-def seal_value(deps: Deps, secret: SecretRecord, version: VersionRecord, req: dict[str, Any]) -> None:
+KMS_DENIED = "Access to KMS is not allowed"
+
+
+def key_context(secret: SecretRecord, version_id: str, tx: Tx | None = None) -> SealContext:
+    """The KMS encryption context AWS binds each version's data key to."""
+    return SealContext(secret.account_id, secret.region,
+                       {"SecretARN": secret.arn, "SecretVersionId": version_id}, tx)
+
+
+def _kms_reason(err: EncryptionError | DecryptionError) -> str:
+    """KMS's reason, appended the way AWS Secrets Manager relays errors from KMS."""
+    if not err.kms_code:
+        return "."
+    return (f": {err.message} " if err.message else " ") + f"(Service: AWSKMS; Error Code: {err.kms_code})"
+
+
+def seal_plaintext(deps: Deps, secret: SecretRecord, version: VersionRecord, plaintext: bytes,
+                   tx: Tx | None = None) -> None:
+    """Seal `plaintext` as this version's value under the secret's KMS key."""
+    try:
+        key_id, sealed = deps.keyring.seal(plaintext, value_binding(secret, version.version_id), secret.kms_key_id,
+                                           context=key_context(secret, version.version_id, tx))
+    except KeyAccessDenied:
+        raise AccessDeniedException(KMS_DENIED) from None
+    except EncryptionError as err:
+        raise EncryptionFailure(
+            "Secrets Manager can't encrypt the protected secret text using the provided KMS key" + _kms_reason(err)
+        ) from None
+    version.key_id, version.wrapped_key, version.ciphertext = key_id, sealed.wrapped_key, sealed.ciphertext
+
+
+def seal_value(deps: Deps, secret: SecretRecord, version: VersionRecord, req: dict[str, Any],
+               tx: Tx | None = None) -> None:
     if "SecretString" in req:
         plaintext, version.value_type = req["SecretString"].encode(), "string"
     else:
         plaintext, version.value_type = bytes(req["SecretBinary"]), "binary"
-    key_id, sealed = deps.keyring.seal(plaintext, value_binding(secret, version.version_id), secret.kms_key_id)
-    version.key_id, version.wrapped_key, version.ciphertext = key_id, sealed.wrapped_key, sealed.ciphertext
+    seal_plaintext(deps, secret, version, plaintext, tx)
 
 
-def open_value(deps: Deps, secret: SecretRecord, version: VersionRecord) -> bytes:
+def open_value(deps: Deps, secret: SecretRecord, version: VersionRecord, tx: Tx | None = None) -> bytes:
     assert version.wrapped_key is not None and version.ciphertext is not None and version.key_id is not None
     try:
         return deps.keyring.open(
             version.key_id,
             Sealed(version.wrapped_key, version.ciphertext),
             value_binding(secret, version.version_id),
+            context=key_context(secret, version.version_id, tx),
         )
-    except DecryptionError:
+    except DecryptionError as err:
         raise DecryptionFailure(
-            "Secrets Manager can't decrypt the protected secret text using the provided KMS key."
+            "Secrets Manager can't decrypt the protected secret text using the provided KMS key" + _kms_reason(err)
         ) from None
 
 
-def same_value(deps: Deps, secret: SecretRecord, version: VersionRecord, req: dict[str, Any]) -> bool:
+def check_kms_key(deps: Deps, tx: Tx, account_id: str, region: str, kms_key_id: str) -> None:
+    """CreateSecret/UpdateSecret refuse a KmsKeyId that names no key the secret's account may use."""
+    try:
+        deps.keyring.check_key(kms_key_id, SealContext(account_id, region, {}, tx))
+    except KeyAccessDenied:
+        raise AccessDeniedException(KMS_DENIED) from None
+    except InvalidKeyError as err:
+        raise InvalidParameterException(f"The operation failed because of an invalid KMS key: {err.message}") from None
+
+
+def reseal_labelled(deps: Deps, tx: Tx, secret: SecretRecord, skip: set[str]) -> None:
+    """Re-encrypt the AWSCURRENT, AWSPENDING and AWSPREVIOUS versions under the secret's (new) KMS key.
+
+    As AWS documents for UpdateSecret with a new KmsKeyId: other versions stay
+    under the key they were sealed with, which must stay usable to read them.
+    """
+    labelled = {vid for label, vid in tx.stages(secret.id).items()  # type: ignore[arg-type]
+                if label in ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS")}
+    for version_id in sorted(labelled - skip):
+        version = tx.version(secret.id, version_id)  # type: ignore[arg-type]
+        if version is None or version.value_type is None:
+            continue
+        seal_plaintext(deps, secret, version, open_value(deps, secret, version, tx), tx)
+        tx.set_version_value(version)
+
+
+def same_value(deps: Deps, secret: SecretRecord, version: VersionRecord, req: dict[str, Any],
+               tx: Tx | None = None) -> bool:
     if version.value_type is None:
         return False
     if ("SecretString" in req) != (version.value_type == "string"):
         return False
     wanted = req["SecretString"].encode() if "SecretString" in req else bytes(req["SecretBinary"])
-    return hmac.compare_digest(open_value(deps, secret, version), wanted)
+    return hmac.compare_digest(open_value(deps, secret, version, tx), wanted)
 
 
 def value_fields(version: VersionRecord, plaintext: bytes) -> dict[str, Any]:

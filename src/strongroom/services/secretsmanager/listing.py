@@ -32,6 +32,8 @@ def page_of_secrets(
     include_deleted: bool = False,
 ) -> tuple[list[SecretRecord], str | None]:
     for f in flt:
+        if "Key" not in f:  # the model leaves Key optional; a filter without one can't match anything
+            raise InvalidParameterException("Each filter must have a Key.")
         if not f.get("Values"):
             raise InvalidParameterException(f"Filter {f.get('Key')} must have at least one value.")
     with deps.store.read() as tx:

@@ -37,11 +37,12 @@ def rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
         if req.get("RotateImmediately", True):
             stages = tx.stages(secret.id)  # type: ignore[arg-type]
             pending = stages.get(staging.PENDING)
-            if pending is not None and pending != stages.get(staging.CURRENT):
+            token = req.get("ClientRequestToken") or str(uuid.uuid4())
+            # A retry of the same call (SDKs resend the same ClientRequestToken) is not a second rotation.
+            if pending is not None and pending not in (stages.get(staging.CURRENT), token):
                 raise InvalidRequestException(
                     "A previous rotation isn't complete. That rotation will be reattempted."
                 )
-            token = req.get("ClientRequestToken") or str(uuid.uuid4())
             if tx.version(secret.id, token) is None:  # type: ignore[arg-type]
                 secret.version_seq += 1
                 tx.insert_version(VersionRecord(secret.id, token, secret.version_seq, now))  # type: ignore[arg-type]

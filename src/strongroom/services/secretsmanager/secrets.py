@@ -15,8 +15,10 @@ from strongroom.services.secretsmanager.core import (
     DAY,
     Deps,
     changed,
+    check_kms_key,
     find,
     require_live,
+    reseal_labelled,
     stages_by_version,
     summary,
     ts,
@@ -55,6 +57,8 @@ def create_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
                 add_version(deps, tx, existing, req, token, [staging.CURRENT])
                 return {"ARN": existing.arn, "Name": existing.name, "VersionId": version.version_id}
             raise ResourceExistsException(f"The operation failed because the secret {name} already exists.")
+        if req.get("KmsKeyId"):
+            check_kms_key(deps, tx, ctx.account_id, ctx.region, req["KmsKeyId"])
         now = deps.clock()
         secret = SecretRecord(
             account_id=ctx.account_id,
@@ -85,7 +89,11 @@ def update_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
         require_live(secret)
         if "Description" in req:
             secret.description = req["Description"]
+        rekey = False
         if "KmsKeyId" in req:
+            if req["KmsKeyId"]:
+                check_kms_key(deps, tx, secret.account_id, secret.region, req["KmsKeyId"])
+            rekey = (req["KmsKeyId"] or None) != secret.kms_key_id
             secret.kms_key_id = req["KmsKeyId"] or None
         if "Type" in req:
             secret.secret_type = req["Type"]
@@ -93,6 +101,8 @@ def update_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
         if "SecretString" in req or "SecretBinary" in req:
             version, _ = add_version(deps, tx, secret, req, req.get("ClientRequestToken"), [staging.CURRENT])
             out["VersionId"] = version.version_id
+        if rekey:
+            reseal_labelled(deps, tx, secret, skip={out["VersionId"]} if "VersionId" in out else set())
         secret.last_changed_date = deps.clock()
         tx.update_secret(secret)
     changed(deps, secret)

@@ -7,10 +7,12 @@ import uuid
 from typing import Any
 
 from strongroom.context import RequestContext
+from strongroom.crypto.keyring import kms_key_label
 from strongroom.errors import (
     AwsError,
     InvalidParameterException,
     InvalidNextTokenException,
+    InvalidRequestException,
     LimitExceededException,
     ResourceExistsException,
     ResourceNotFoundException,
@@ -54,18 +56,18 @@ def add_version(
     version_id = token or str(uuid.uuid4())
     existing = tx.version(secret.id, version_id)  # type: ignore[arg-type]
     if existing is not None and existing.value_type is not None:
-        if same_value(deps, secret, existing, req):
+        if same_value(deps, secret, existing, req, tx):
             return existing, False
         raise ResourceExistsException(EXISTING_VERSION)
     stages = tx.stages(secret.id)  # type: ignore[arg-type]
     if existing is None:
         secret.version_seq += 1
         version = VersionRecord(secret.id, version_id, secret.version_seq, now)  # type: ignore[arg-type]
-        seal_value(deps, secret, version, req)
+        seal_value(deps, secret, version, req, tx)
         tx.insert_version(version)
     else:
         version = existing
-        seal_value(deps, secret, version, req)
+        seal_value(deps, secret, version, req, tx)
         tx.set_version_value(version)
     if staging.CURRENT not in stages and staging.CURRENT not in labels:
         labels = [*labels, staging.CURRENT]  # the first value of a secret is always current
@@ -179,13 +181,16 @@ def list_secret_version_ids(deps: Deps, ctx: RequestContext, req: dict[str, Any]
     with deps.store.read() as tx:
         secret = find(tx, ctx, req["SecretId"])
         versions = [v for v in tx.versions(secret.id) if include_deprecated or v.stages]  # type: ignore[arg-type]
-    versions.reverse()
-    start = 0
+    versions.reverse()  # newest first
     if "NextToken" in req:
-        start = paging.decode(req["NextToken"], "versions").get("o", 0)
-        if not isinstance(start, int) or start < 0:
+        # Keyset, like ListSecrets: the token names the last version returned (its sequence
+        # number), so versions added or pruned between pages neither repeat nor vanish.
+        state = paging.decode(req["NextToken"], "versions")
+        before = state.get("s")
+        if state.get("i") != secret.id or not isinstance(before, int):
             raise InvalidNextTokenException("The NextToken value is invalid.")
-    page = versions[start : start + limit]
+        versions = [v for v in versions if v.seq < before]
+    page = versions[:limit]
     entries = []
     for v in page:
         entry: dict[str, Any] = {"VersionId": v.version_id, "CreatedDate": ts(v.created_date)}
@@ -193,12 +198,12 @@ def list_secret_version_ids(deps: Deps, ctx: RequestContext, req: dict[str, Any]
             entry["VersionStages"] = v.stages
         if v.last_accessed_date is not None:
             entry["LastAccessedDate"] = ts(v.last_accessed_date)
-        if secret.kms_key_id:
-            entry["KmsKeyIds"] = [secret.kms_key_id]
+        if v.key_id:
+            entry["KmsKeyIds"] = [kms_key_label(v.key_id)]
         entries.append(entry)
     out: dict[str, Any] = {"Versions": entries, "ARN": secret.arn, "Name": secret.name}
-    if start + limit < len(versions):
-        out["NextToken"] = paging.encode({"k": "versions", "o": start + limit})
+    if len(versions) > limit:
+        out["NextToken"] = paging.encode({"k": "versions", "i": secret.id, "s": page[-1].seq})
     return out
 
 
@@ -210,9 +215,16 @@ def update_secret_version_stage(deps: Deps, ctx: RequestContext, req: dict[str, 
     with deps.store.write() as tx:
         secret = find(tx, ctx, req["SecretId"])
         require_live(secret)
-        for vid in (remove_from, move_to):
-            if vid is not None and tx.version(secret.id, vid) is None:  # type: ignore[arg-type]
+        found = {vid: tx.version(secret.id, vid) for vid in (remove_from, move_to) if vid is not None}  # type: ignore[arg-type]
+        for vid, version in found.items():
+            if version is None:
                 raise ResourceNotFoundException(f"Secrets Manager can't find the specified secret version: {vid}")
+        target = found.get(move_to) if move_to is not None else None
+        if label == staging.CURRENT and target is not None and target.value_type is None:
+            # A rotation's AWSPENDING placeholder has no value until PutSecretValue fills it.
+            raise InvalidRequestException(
+                f"You can't move staging label AWSCURRENT to version {move_to} because it has no secret value."
+            )
         new_stages = staging.move(tx.stages(secret.id), label, remove_from, move_to)  # type: ignore[arg-type]
         tx.replace_stages(secret.id, new_stages)  # type: ignore[arg-type]
         secret.last_changed_date = deps.clock()

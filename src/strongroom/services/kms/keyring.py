@@ -1,0 +1,126 @@
+"""The keyring Secrets Manager seals values through, backed by KMS keys, as AWS does.
+
+Each secret version gets its own data key from GenerateDataKey under the
+secret's KMS key (or the account's aws/secretsmanager key, created on first
+use), with the encryption context {"SecretARN": ..., "SecretVersionId": ...};
+the stored wrapped key is the KMS ciphertext blob. Opening asks KMS to
+decrypt that blob, so a disabled key, a key pending deletion or a blob moved
+to another secret or version fails there. Versions sealed before KMS keys
+existed (key id "file:...") are still opened by the root-key keyring.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
+
+from strongroom.crypto import aead
+from strongroom.crypto.envelope import Sealed, open_with, seal_with
+from strongroom.crypto.keyring import (
+    DEFAULT_KEY_LABEL,
+    DecryptionError,
+    EncryptionError,
+    InvalidKeyError,
+    KeyAccessDenied,
+    Keyring,
+    SealContext,
+)
+from strongroom.errors import AccessDeniedException, AwsError, KMSInternalException
+from strongroom.services.kms.core import Caller, KmsDeps, alias_arn, require_enabled, require_usable_by, resolve_key
+from strongroom.services.kms.cryptoops import decrypt_blob, encrypt_under
+from strongroom.services.kms.materials import SECRETS_MANAGER_ALIAS, ensure_managed_key
+from strongroom.storage import Tx
+from strongroom.storage.kms_store import KmsKeyRecord
+
+SERVICE = "secretsmanager"
+DATA_KEY_BYTES = 32
+
+
+class KmsKeyring:
+    def __init__(self, deps: KmsDeps, legacy: Keyring | None = None):
+        self.deps = deps
+        self.legacy = legacy
+
+    # -- the Keyring protocol ------------------------------------------------------
+    def seal(self, plaintext: bytes, aad: bytes, kms_key_id: str | None, *,
+             context: SealContext | None = None) -> tuple[str, Sealed]:
+        if context is None:
+            raise EncryptionError("sealing under a KMS key needs the secret's SealContext")
+        try:
+            with self._tx(context, write=True) as tx:
+                key = self._key_for(tx, context, kms_key_id)
+                require_usable_by(key, self._caller(context), "GenerateDataKey")
+                require_enabled(key)
+                # GenerateDataKey: a fresh data key, returned with its encryption under the KMS key.
+                data_key = os.urandom(DATA_KEY_BYTES)
+                blob = encrypt_under(self.deps, tx, key, data_key, context.encryption_context)
+        except KMSInternalException:
+            raise
+        except AccessDeniedException as err:
+            raise KeyAccessDenied(err.message, kms_code=err.code) from None
+        except AwsError as err:
+            raise EncryptionError(err.message, kms_code=err.code) from None
+        return _label(key), seal_with(data_key, blob, plaintext, aad)
+
+    def open(self, key_id: str, sealed: Sealed, aad: bytes, *, context: SealContext | None = None) -> bytes:
+        if key_id != DEFAULT_KEY_LABEL and not key_id.startswith("arn:"):
+            if self.legacy is None:
+                raise DecryptionError("the value was sealed by a keyring this server does not have")
+            return self.legacy.open(key_id, sealed, aad, context=context)
+        if context is None:
+            raise DecryptionError("opening a KMS-sealed value needs the secret's SealContext")
+        try:
+            with self._tx(context, write=False) as tx:
+                key, _, data_key = decrypt_blob(self.deps, tx, self._caller(context), sealed.wrapped_key,
+                                                context.encryption_context)
+        except KMSInternalException:
+            raise
+        except AwsError as err:
+            raise DecryptionError(err.message, kms_code=err.code) from None
+        if _label(key) != key_id:
+            # The row names the key it was sealed under; a blob from another key was swapped in.
+            raise DecryptionError("the data key was not sealed under this version's KMS key",
+                                  kms_code="IncorrectKeyException")
+        try:
+            return open_with(data_key, sealed, aad)
+        except aead.DecryptError:
+            raise DecryptionError("the value could not be decrypted") from None
+
+    def check_key(self, kms_key_id: str, context: SealContext) -> None:
+        if self._is_managed_alias(context, kms_key_id):
+            return  # created on first use
+        try:
+            with self._tx(context, write=False) as tx:
+                resolve_key(tx, self._caller(context), kms_key_id, action="DescribeKey")
+        except AccessDeniedException as err:
+            raise KeyAccessDenied(err.message, kms_code=err.code) from None
+        except AwsError as err:
+            raise InvalidKeyError(err.message, kms_code=err.code) from None
+
+    # -- helpers ------------------------------------------------------------------
+    def _caller(self, context: SealContext) -> Caller:
+        return Caller(context.account_id, context.region, f"arn:aws:iam::{context.account_id}:root",
+                      via_service=SERVICE)
+
+    @contextmanager
+    def _tx(self, context: SealContext, *, write: bool) -> Iterator[Tx]:
+        if context.tx is not None:
+            yield cast(Tx, context.tx)
+            return
+        with (self.deps.store.write() if write else self.deps.store.read()) as tx:
+            yield tx
+
+    def _is_managed_alias(self, context: SealContext, ref: str | None) -> bool:
+        return ref in (SECRETS_MANAGER_ALIAS, alias_arn(context.region, context.account_id, SECRETS_MANAGER_ALIAS))
+
+    def _key_for(self, tx: Tx, context: SealContext, kms_key_id: str | None) -> KmsKeyRecord:
+        if not kms_key_id or self._is_managed_alias(context, kms_key_id):
+            return ensure_managed_key(self.deps, tx, context.account_id, context.region)
+        return resolve_key(tx, self._caller(context), kms_key_id, action="GenerateDataKey")
+
+
+def _label(key: KmsKeyRecord) -> str:
+    """The key id a version row records (and ListSecretVersionIds reports)."""
+    return DEFAULT_KEY_LABEL if key.key_manager == "AWS" else key.arn

@@ -1,0 +1,85 @@
+"""Authorization for Secrets Manager: the actions and condition keys AWS checks.
+
+Each operation asks `authorize` before it acts. The caller's identity policies come
+with the request context; the secret's resource policy and tags come from the secret.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from strongroom.auth import policy
+from strongroom.context import RequestContext
+from strongroom.errors import AccessDeniedException
+from strongroom.storage import SecretRecord
+
+# Request parameters that AWS exposes as secretsmanager:* condition keys.
+_REQUEST_KEYS = {
+    "Name": "secretsmanager:Name",
+    "Description": "secretsmanager:Description",
+    "KmsKeyId": "secretsmanager:KmsKeyId",
+    "VersionId": "secretsmanager:VersionId",
+    "VersionStage": "secretsmanager:VersionStage",
+    "RotationLambdaARN": "secretsmanager:RotationLambdaARN",
+    "BlockPublicPolicy": "secretsmanager:BlockPublicPolicy",
+    "RecoveryWindowInDays": "secretsmanager:RecoveryWindowInDays",
+    "ForceDeleteWithoutRecovery": "secretsmanager:ForceDeleteWithoutRecovery",
+    "ForceOverwriteReplicaSecret": "secretsmanager:ForceOverwriteReplicaSecret",
+    "RotateImmediately": "secretsmanager:RotateImmediately",
+}
+
+
+def condition_context(ctx: RequestContext, req: dict[str, Any], secret: SecretRecord | None,
+                      resource: str) -> dict[str, Any]:
+    keys = policy.global_condition_keys(ctx)
+    keys["secretsmanager:SecretId"] = resource
+    for param, key in _REQUEST_KEYS.items():
+        if param in req:
+            keys[key] = req[param]
+    if "Tags" in req:
+        for tag in req["Tags"]:
+            keys[f"aws:RequestTag/{tag['Key']}"] = tag["Value"]
+        keys["aws:TagKeys"] = [t["Key"] for t in req["Tags"]]
+    if "TagKeys" in req:
+        keys["aws:TagKeys"] = list(req["TagKeys"])
+    if "AddReplicaRegions" in req:
+        keys["secretsmanager:AddReplicaRegions"] = [r.get("Region") for r in req["AddReplicaRegions"]]
+    if "RotationRules" in req:
+        keys["secretsmanager:ModifyRotationRules"] = True
+    if secret is not None:
+        keys["secretsmanager:SecretPrimaryRegion"] = secret.primary_region or secret.region
+        for tag in secret.tags:
+            keys[f"secretsmanager:ResourceTag/{tag['Key']}"] = tag["Value"]
+            keys[f"aws:ResourceTag/{tag['Key']}"] = tag["Value"]
+        if secret.rotation_lambda_arn:
+            keys["secretsmanager:resource/AllowRotationLambdaArn"] = secret.rotation_lambda_arn
+    return keys
+
+
+def evaluate(ctx: RequestContext, action: str, resource: str, req: dict[str, Any],
+             secret: SecretRecord | None) -> tuple[policy.Request, policy.EvaluationResult]:
+    request = policy.Request(
+        principal_arn=ctx.principal.arn,
+        principal_account=ctx.account_id,
+        action=action,
+        resource=resource,
+        context=condition_context(ctx, req, secret, resource),
+    )
+    resource_policy = None
+    if secret is not None and secret.resource_policy:
+        try:
+            resource_policy = policy.Policy(policy.RESOURCE_POLICY_NAME, json.loads(secret.resource_policy))
+        except ValueError:
+            resource_policy = None  # stored policies were validated; an unreadable one grants nothing
+    owner = secret.account_id if secret is not None else ctx.account_id
+    result = policy.evaluate(request, ctx.identity_policies, resource_policy, owner)
+    return request, result
+
+
+def authorize(ctx: RequestContext, action: str, resource: str, req: dict[str, Any],
+              secret: SecretRecord | None = None) -> None:
+    """Raise AccessDeniedException unless the caller may perform `action` on `resource`."""
+    request, result = evaluate(ctx, action, resource, req, secret)
+    if not result.allowed:
+        raise AccessDeniedException(policy.access_denied_message(request, result))
