@@ -73,8 +73,27 @@ def pinner(cpus: set[int] | None):  # type: ignore[no-untyped-def]
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, all its threads included."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds, all its threads included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of every live thread of a process."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split(":")[1])
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def stop(proc: subprocess.Popen[Any] | None, name: str) -> None:
@@ -209,7 +228,7 @@ class Profiler:
             raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
         self.out = out
         cmd = [exe, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", str(rate),
-               "--format", "raw", "--output", str(out)]
+               "--format", "raw", "--output", str(out), "--nonblocking"]
         if gil:
             cmd.append("--gil")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -226,28 +245,43 @@ class Profiler:
         return summarize_profile(self.out)
 
 
+IDLE_LEAVES = ("threading.py:Condition.wait", "threading.py:Event.wait", "queue.py:Queue.get",
+               "selectors.py:", "asyncio/base_events.py:BaseEventLoop._run_once")
+
+
 def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
-    """Self and inclusive shares per function from py-spy's collapsed stacks."""
+    """Self and inclusive shares per function from py-spy's collapsed stacks, idle waits left out.
+
+    Stacks rooted in threading's bootstrap are anyio's worker threads (SigV4 verification and
+    the service operation); the others are the event loop's thread (uvicorn, Starlette).
+    """
     self_c: Counter[str] = Counter()
     incl_c: Counter[str] = Counter()
-    total = 0
+    threads: Counter[str] = Counter()
+    total = idle = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        total += n
-        frames = [f for f in stack.split(";") if not f.startswith("process ") and not f.startswith("thread ")]
+        frames = [_short(f) for f in stack.split(";") if " (" in f]
         if not frames:
             continue
-        self_c[_short(frames[-1])] += n
-        for f in set(_short(f) for f in frames):
+        if any(frames[-1].startswith(i) for i in IDLE_LEAVES):
+            idle += n
+            continue
+        total += n
+        threads["worker threads (anyio)" if frames[0].startswith("threading.py:") else "event loop thread"] += n
+        self_c[frames[-1]] += n
+        for f in set(frames):
             incl_c[f] += n
     if not total:
-        return {"samples": 0}
+        return {"samples": 0, "idle_samples": idle}
     return {
         "samples": total,
+        "idle_samples_excluded": idle,
         "collapsed_stacks": str(path),
+        "threads": [(k, round(100 * v / total, 1)) for k, v in threads.most_common()],
         "self": [(f, round(100 * n / total, 1)) for f, n in self_c.most_common(top)],
         "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl_c.most_common(top * 2)],
     }
@@ -290,12 +324,17 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
             if line.startswith("phase measure"):
                 if server_pid is not None:
                     cpu0 = (cpu_seconds(server_pid), time.perf_counter())
+                    cs0 = context_switches(server_pid)
+                    split0 = cpu_split(server_pid)
                 if profile_out is not None and server_pid is not None:
                     profiler = Profiler(server_pid, cfg["seconds"], profile_out, args.profile_gil, args.profile_rate)
             elif line.startswith("result "):
                 if cpu0 is not None and server_pid is not None:
                     cpu1 = (cpu_seconds(server_pid), time.perf_counter())
                     server_cpu = (cpu1[0] - cpu0[0]) / (cpu1[1] - cpu0[1])
+                    switches = context_switches(server_pid) - cs0
+                    split1 = cpu_split(server_pid)
+                    sys_share = (split1[1] - split0[1]) / max(1e-9, (split1[0] + split1[1]) - (split0[0] + split0[1]))
                 result = json.loads(line[len("result "):])
         proc.wait(timeout=30)
     finally:
@@ -306,6 +345,11 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
                            f"(exit {proc.returncode})")
     if cpu0 is not None:
         result["server_cpu_util"] = server_cpu
+        if result["throughput_rps"] > 0:
+            result["server_cpu_us_per_request"] = server_cpu / result["throughput_rps"] * 1e6
+        if result["requests"]:
+            result["server_context_switches_per_request"] = switches / result["requests"]
+        result["server_kernel_share_of_cpu"] = sys_share
     if profiler is not None:
         result["profile"] = profiler.finish()
     return result
@@ -336,6 +380,9 @@ def versions() -> dict[str, str]:
     try:
         out["strongroom_commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                                   capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "src"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out["strongroom_src_modified_since_commit"] = str(bool(dirty))
     except OSError:
         pass
     return out
@@ -348,7 +395,31 @@ def machine() -> dict[str, Any]:
             model = line.split(":", 1)[1].strip()
             break
     return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "loadavg_before": os.getloadavg()}
+            "loadavg_before": os.getloadavg(), "cpu_pressure_before": _pressure()}
+
+
+def fsync_latency_ms(directory: Path, n: int = 100) -> dict[str, float]:
+    """write(4 KiB) + fsync latency in the directory the data lives in: the floor of a durable write."""
+    fd, name = tempfile.mkstemp(dir=directory)
+    lat = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            lat.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+    lat.sort()
+    return {"p50": lat[n // 2], "p90": lat[int(n * 0.9)], "p99": lat[min(n - 1, int(n * 0.99))]}
+
+
+def _pressure() -> str:
+    try:
+        return Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "-"
 
 
 def median_of(runs: list[dict[str, Any]], path: tuple[str, ...]) -> float:
@@ -374,6 +445,9 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dic
                 "errors": sum(r["errors"] for r in rs),
                 "requests": sum(r["requests"] for r in rs),
                 "server_cpu_util": median_of(rs, ("server_cpu_util",)),
+                "server_cpu_us_per_request": median_of(rs, ("server_cpu_us_per_request",)),
+                "server_context_switches_per_request": median_of(rs, ("server_context_switches_per_request",)),
+                "server_kernel_share_of_cpu": median_of(rs, ("server_kernel_share_of_cpu",)),
                 "generator_cpu_util": median_of(rs, ("generator_cpu_util",)),
                 "rounds": len(rs),
             }
@@ -384,8 +458,9 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dic
 
 
 def table(summary: dict[str, Any], ceiling: dict[str, Any] | None) -> str:
-    rows = ["| operation | target | req/s | p50 ms | p99 ms | errors / requests | server CPU | generator CPU |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| operation | target | req/s | p50 ms | p99 ms | errors / requests | server CPU | server CPU µs/req "
+            "| generator CPU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for op, by_target in summary.items():
         for target in ("strongroom", "moto"):
             s = by_target.get(target)
@@ -393,15 +468,15 @@ def table(summary: dict[str, Any], ceiling: dict[str, Any] | None) -> str:
                 continue
             rows.append(f"| {OPS[op]} | {target} | {s['throughput_rps']:,.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
                         f"| {s['errors']} / {s['requests']:,} | {100 * s['server_cpu_util']:.0f}% "
-                        f"| {100 * s['generator_cpu_util']:.0f}% |")
+                        f"| {s['server_cpu_us_per_request']:,.0f} | {100 * s['generator_cpu_util']:.0f}% |")
         ratio = by_target.get("ratio_strongroom_over_moto")
         if ratio:
-            rows.append(f"| {OPS[op]} | **strongroom / moto** | **{ratio['throughput']:.2f}x** | | | | | |")
+            rows.append(f"| {OPS[op]} | **strongroom / moto** | **{ratio['throughput']:.2f}x** | | | | | | |")
     if ceiling:
         rows.append(f"| (generator ceiling) | trivial server | {ceiling['throughput_rps']:,.0f} "
                     f"| {ceiling['latency_ms']['p50']:.2f} | {ceiling['latency_ms']['p99']:.2f} "
                     f"| {ceiling['errors']} / {ceiling['requests']:,} | {100 * ceiling.get('server_cpu_util', 0):.0f}% "
-                    f"| {100 * ceiling['generator_cpu_util']:.0f}% |")
+                    f"| {ceiling.get('server_cpu_us_per_request', 0):,.0f} | {100 * ceiling['generator_cpu_util']:.0f}% |")
     return "\n".join(rows)
 
 
@@ -465,7 +540,7 @@ def main(argv: list[str] | None, default_ops: str, description: str) -> int:
                                         "load_generator": sorted(args.load_cpus or [])},
                             "config": {k: v for k, v in vars(args).items()
                                        if k not in ("server_cpus", "load_cpus", "output")},
-                            "data_dir_fs": _fs_of(work)}
+                            "data_dir_fs": _fs_of(work), "fsync_ms": fsync_latency_ms(work)}
     targets: dict[str, Target] = {}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {op: {t: [] for t in args.targets} for op in args.ops}
     ceiling = None
@@ -506,7 +581,10 @@ def main(argv: list[str] | None, default_ops: str, description: str) -> int:
                     lat = r.get("latency_ms", {})
                     log(f"  {r['throughput_rps']:,.0f} req/s  p50 {lat.get('p50', float('nan')):.2f} ms  "
                         f"p99 {lat.get('p99', float('nan')):.2f} ms  errors {r['errors']}  "
-                        f"server CPU {100 * r.get('server_cpu_util', 0):.0f}%  "
+                        f"server CPU {100 * r.get('server_cpu_util', 0):.0f}% "
+                        f"({r.get('server_cpu_us_per_request', 0):,.0f} µs/req, "
+                        f"{r.get('server_context_switches_per_request', 0):.1f} ctx switches/req, "
+                        f"{100 * r.get('server_kernel_share_of_cpu', 0):.0f}% in kernel)  "
                         f"generator CPU {100 * r['generator_cpu_util']:.0f}%")
                     if r["error_samples"]:
                         log(f"  first errors: {r['error_samples'][:2]}")
@@ -520,6 +598,7 @@ def main(argv: list[str] | None, default_ops: str, description: str) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     meta["machine"]["loadavg_after"] = os.getloadavg()
+    meta["machine"]["cpu_pressure_after"] = _pressure()
     summary = summarize(runs)
     md = table(summary, ceiling)
     out = args.output or RESULTS / f"{started:%Y%m%dT%H%M%S}-{'-'.join(args.ops)}.json"
@@ -535,7 +614,9 @@ def print_profile(p: dict[str, Any]) -> None:
     if "error" in p:
         log(f"  profile failed: {p['error']}")
         return
-    log(f"  profile: {p['samples']} samples, stacks in {p.get('collapsed_stacks')}")
+    log(f"  profile: {p['samples']} busy samples ({p.get('idle_samples_excluded', 0)} idle left out), "
+        f"stacks in {p.get('collapsed_stacks')}")
+    print("  by thread: " + ", ".join(f"{k} {v}%" for k, v in p.get("threads", [])), file=sys.stderr)
     print("  top self time:", file=sys.stderr)
     for f, pct in p.get("self", [])[:20]:
         print(f"    {pct:5.1f}%  {f}", file=sys.stderr)

@@ -159,6 +159,43 @@ class Bench:
 
     def pipeline(self, op: str, n: int, profile: bool | str) -> dict[str, Any]:
         """The steps of strongroom.http.app's handler, synchronously, timed stage by stage."""
+        reqs = [self.request(op) for _ in range(n)]
+        prof = cProfile.Profile() if profile is True else None
+        spy = PySpy(self.args.spy_rate) if profile == "py-spy" else None
+        statements: dict[str, int] = {}
+        listener = None
+        if profile is False:  # count the SQL each request sends (only on the unprofiled pass)
+            from sqlalchemy import event
+
+            def listener(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+                key = " ".join(statement.split())
+                key = key if len(key) <= 150 else key[:147] + "..."
+                statements[key] = statements.get(key, 0) + 1
+            event.listen(self.rt.store.engine, "before_cursor_execute", listener)
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        if prof:
+            prof.enable()
+        stages = self._loop(reqs)
+        if prof:
+            prof.disable()
+        cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+        if listener is not None:
+            from sqlalchemy import event
+
+            event.remove(self.rt.store.engine, "before_cursor_execute", listener)
+        spied = spy.finish() if spy else None
+        out: dict[str, Any] = {"requests": n, "wall_us_per_request": wall / n * 1e6, "cpu_us_per_request": cpu / n * 1e6,
+                               "stages_us": {k: v / n * 1e6 for k, v in stages.items()}}
+        if statements:
+            out["sql_per_request"] = sorted(((k, round(v / n, 2)) for k, v in statements.items()),
+                                            key=lambda kv: -kv[1])
+        if prof:
+            out["cprofile"] = top_functions(prof, n)
+        if spied:
+            out["py_spy"] = spied
+        return out
+
+    def _loop(self, reqs: list[tuple[list[tuple[bytes, bytes]], bytes]]) -> dict[str, float]:
         from starlette.requests import Request
 
         from strongroom.http import app as http_app
@@ -167,16 +204,10 @@ class Bench:
         gateway = self.rt.gateway
         authenticate = getattr(http_app, "_authenticate")
         not_json = getattr(http_app, "_not_json", None)
-        reqs = [self.request(op) for _ in range(n)]
         stages = {"authenticate (SigV4, credentials)": 0.0, "decode + validate (json, http.shapes)": 0.0,
                   "service.call": 0.0, "encode (to_wire, json.dumps)": 0.0}
         keys = list(stages)
-        prof = cProfile.Profile() if profile is True else None
-        spy = PySpy(self.args.spy_rate) if profile == "py-spy" else None
         pc = time.thread_time  # CPU time of this thread: other load on the machine does not inflate it
-        wall0, t_all = time.perf_counter(), pc()
-        if prof:
-            prof.enable()
         for headers, body in reqs:
             request = Request(scope_of(headers))
             target = request.headers.get("x-amz-target", "")
@@ -196,17 +227,7 @@ class Bench:
             stages[keys[1]] += t2 - t1
             stages[keys[2]] += t3 - t2
             stages[keys[3]] += t4 - t3
-        if prof:
-            prof.disable()
-        spied = spy.finish() if spy else None
-        cpu, wall = pc() - t_all, time.perf_counter() - wall0
-        out: dict[str, Any] = {"requests": n, "wall_us_per_request": wall / n * 1e6, "cpu_us_per_request": cpu / n * 1e6,
-                               "stages_us": {k: v / n * 1e6 for k, v in stages.items()}}
-        if prof:
-            out["cprofile"] = top_functions(prof, n)
-        if spied:
-            out["py_spy"] = spied
-        return out
+        return stages
 
 
 class PySpy:
@@ -281,12 +302,12 @@ def sampled(text: str, top: int = 30) -> dict[str, Any]:
             continue
         frames = [short_frame(f) for f in stack.split(";") if " (" in f]
         # only the pipeline: the loop in this file, not py-spy's attach window or other code
-        if not any("profile_server.py:Bench.pipeline" in f for f in frames):
+        if not any("profile_server.py:Bench._loop" in f for f in frames):
             continue
-        frames = frames[next(i for i, f in enumerate(frames) if "Bench.pipeline" in f) + 1:]
+        frames = frames[next(i for i, f in enumerate(frames) if "Bench._loop" in f) + 1:]
         n = int(count)
         total += n
-        leaf = frames[-1] if frames else "profile_server.py:Bench.pipeline"
+        leaf = frames[-1] if frames else "profile_server.py:Bench._loop"
         self_c[leaf] = self_c.get(leaf, 0) + n
         for f in set(frames):
             incl_c[f] = incl_c.get(f, 0) + n
@@ -371,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({1e6 / plain['cpu_us_per_request']:,.0f} req/s on one core; wall {plain['wall_us_per_request']:,.0f} µs)")
     for k, v in plain["stages_us"].items():
         print(f"  {v:8.1f} µs  {k}")
+    sql = plain.get("sql_per_request", [])
+    print(f"\nSQL statements per request: {sum(v for _, v in sql):.2f} (cursor executions; BEGIN/COMMIT excluded)")
+    for k, v in sql:
+        print(f"  {v:5.2f}  {k}")
     if spy and "py_spy" in spy and spy["py_spy"].get("samples"):
         ps = spy["py_spy"]
         cpu_us = plain["cpu_us_per_request"]

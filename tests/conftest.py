@@ -126,9 +126,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             os.environ[k] = v
 
 
-@pytest.fixture
-def sm(server: Server):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="session")
+def _sm_client(server: Server):  # type: ignore[no-untyped-def]
     return server.client("secretsmanager")
+
+
+@pytest.fixture
+def sm(_sm_client):  # type: ignore[no-untyped-def]
+    # One client for the session: building a boto3 client costs ~0.1 s, and clients keep no state.
+    return _sm_client
 
 
 @pytest.fixture

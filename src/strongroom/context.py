@@ -42,6 +42,8 @@ class RequestContext:
     time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     # The caller's identity policies (auth.policy.Policy), resolved with its credentials.
     identity_policies: tuple[Any, ...] = ()
+    # A role session's policies (AssumeRole Policy/PolicyArns), or None when not narrowed.
+    session_policies: tuple[Any, ...] | None = None
 
     @property
     def account_id(self) -> str:

@@ -22,6 +22,7 @@ from strongroom.http.app import Gateway, build_app
 from strongroom.services import iam, sts
 from strongroom.services.kms import Kms, KmsDeps, run_maintenance
 from strongroom.services.kms.keyring import KmsKeyring
+from strongroom.services.iam.principals import PolicyCache
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.core import Deps
 from strongroom.services.secretsmanager.secrets import purge_deleted
@@ -68,7 +69,8 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             return False, f"storage unreachable: {type(exc).__name__}"
         return True, "ready"
 
-    gateway = Gateway(services={sm.target_prefix: sm, kms.target_prefix: kms}, resolver=resolver, ready=ready)
+    gateway = Gateway(services={sm.target_prefix: sm, kms.target_prefix: kms}, resolver=resolver, ready=ready,
+                      policies=PolicyCache(store))
     iam_deps = iam.Deps(store=store, root=root, on_key_changed=[resolver.invalidate])
     gateway.query_services.update({"iam": iam.IAM(iam_deps), "sts": sts.STS(iam_deps)})
     return Runtime(settings, store, root, deps, gateway, kms=kms_deps)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
@@ -25,6 +26,11 @@ def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 def message(exc: pytest.ExceptionInfo[ClientError]) -> str:
     return exc.value.response["Error"]["Message"]
+
+
+def no_retry(server: Server) -> Any:
+    """A client that does not retry: botocore retries LimitExceededException as throttling."""
+    return server.client(config=Config(retries={"max_attempts": 1, "mode": "standard"}))
 
 
 def snapshot(sm: Any, secret_id: str) -> dict[str, Any]:

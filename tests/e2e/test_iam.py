@@ -140,9 +140,20 @@ def test_wrong_secret_is_signature_does_not_match(server: Server, iam) -> None: 
     assert (code(exc), status(exc)) == ("SignatureDoesNotMatch", 403)
 
 
-def test_non_admin_may_read_but_not_change(server: Server, iam) -> None:  # type: ignore[no-untyped-def]
+def test_user_without_policy_is_denied_and_policy_grants_reads_only(server: Server, iam) -> None:  # type: ignore[no-untyped-def]
+    bare = unique("bare")
+    iam.create_user(UserName=bare)
+    bare_iam = client_for(server, iam.create_access_key(UserName=bare)["AccessKey"])
+    with pytest.raises(ClientError) as exc:
+        bare_iam.get_user()
+    assert (code(exc), status(exc)) == ("AccessDenied", 403)
+    assert f"user/{bare}" in exc.value.response["Error"]["Message"]
+
     name = unique("reader")
     iam.create_user(UserName=name)
+    reads = {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": ["iam:Get*", "iam:List*"], "Resource": "*"}]}
+    iam.put_user_policy(UserName=name, PolicyName="reads", PolicyDocument=json.dumps(reads))
     user_iam = client_for(server, iam.create_access_key(UserName=name)["AccessKey"])
     assert user_iam.get_user()["User"]["UserName"] == name
     with pytest.raises(ClientError) as exc:

@@ -21,8 +21,8 @@ SECRETS = {
 
 
 @pytest.fixture(scope="module")
-def listed(server):  # type: ignore[no-untyped-def]
-    sm = server.client()
+def listed(_sm_client):  # type: ignore[no-untyped-def]
+    sm = _sm_client
     for suffix, (description, tags) in SECRETS.items():
         kw = {"Description": description} if description else {}
         sm.create_secret(Name=P + suffix, SecretString="v", Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
@@ -115,8 +115,7 @@ def test_sort_by_created_date_is_the_default_newest_first(listed):
     assert names(listed, SortOrder="asc", MaxResults=1) == creation_order
 
 
-def test_sort_by_last_changed_date(server, name):
-    sm = server.client()
+def test_sort_by_last_changed_date(sm, name):
     for suffix in ("a", "b", "c"):
         sm.create_secret(Name=f"{name}/{suffix}", SecretString="v")
     sm.tag_resource(SecretId=f"{name}/a", Tags=[{"Key": "touched", "Value": "yes"}])
@@ -128,8 +127,7 @@ def test_sort_by_last_changed_date(server, name):
     assert order == ["b", "c", "a"]
 
 
-def test_sort_by_last_accessed_date_puts_never_read_secrets_first_ascending(server, name):
-    sm = server.client()
+def test_sort_by_last_accessed_date_puts_never_read_secrets_first_ascending(sm, name):
     for suffix in ("a", "b", "c"):
         sm.create_secret(Name=f"{name}/{suffix}", SecretString="v")
     sm.get_secret_value(SecretId=f"{name}/b")
@@ -142,8 +140,7 @@ def test_sort_by_last_accessed_date_puts_never_read_secrets_first_ascending(serv
     assert desc[0] == "b"
 
 
-def test_include_planned_deletion(server, name):
-    sm = server.client()
+def test_include_planned_deletion(sm, name):
     sm.create_secret(Name=f"{name}/kept", SecretString="v")
     sm.create_secret(Name=f"{name}/gone", SecretString="v")
     sm.delete_secret(SecretId=f"{name}/gone", RecoveryWindowInDays=7)
@@ -168,8 +165,7 @@ def _page_through(sm, flt, changes, **kw):  # type: ignore[no-untyped-def]
     raise AssertionError("pagination did not end")
 
 
-def test_pagination_stays_correct_while_secrets_come_and_go(server, name):
-    sm = server.client()
+def test_pagination_stays_correct_while_secrets_come_and_go(sm, name):
     base = [f"s{i:02}" for i in range(12)]
     for n in base:
         sm.create_secret(Name=f"{name}/{n}", SecretString="v")
@@ -188,8 +184,7 @@ def test_pagination_stays_correct_while_secrets_come_and_go(server, name):
     assert seen == ["s00", "s01", "s02", "s03", "s04", "s05", "s05a", "s06", "s08", "s09", "s10"]
 
 
-def test_pagination_by_creation_date_never_repeats_or_skips(server, name):
-    sm = server.client()
+def test_pagination_by_creation_date_never_repeats_or_skips(sm, name):
     base = [f"s{i:02}" for i in range(11)]
     for n in base:
         sm.create_secret(Name=f"{name}/{n}", SecretString="v")
@@ -206,8 +201,7 @@ def test_pagination_by_creation_date_never_repeats_or_skips(server, name):
     assert seen == [f"s{i:02}" for i in range(10, 0, -1)]  # newest first, s00 deleted before its page
 
 
-def test_max_results_pages_and_last_page_has_no_token(server, name):
-    sm = server.client()
+def test_max_results_pages_and_last_page_has_no_token(sm, name):
     for i in range(3):
         sm.create_secret(Name=f"{name}/{i}", SecretString="v")
     flt = [{"Key": "name", "Values": [name + "/"]}]
@@ -219,8 +213,7 @@ def test_max_results_pages_and_last_page_has_no_token(server, name):
     assert len(exact["SecretList"]) == 3 and "NextToken" not in exact
 
 
-def test_paginator_walks_every_page(server, name):
-    sm = server.client()
+def test_paginator_walks_every_page(sm, name):
     for i in range(7):
         sm.create_secret(Name=f"{name}/{i}", SecretString="v")
     pages = list(sm.get_paginator("list_secrets").paginate(
@@ -245,8 +238,7 @@ def test_token_of_another_listing_is_invalid(sm, name):
     assert code(exc) == "InvalidNextTokenException"
 
 
-def test_token_with_a_different_sort_is_refused(server, name):
-    sm = server.client()
+def test_token_with_a_different_sort_is_refused(sm, name):
     for i in range(3):
         sm.create_secret(Name=f"{name}/{i}", SecretString="v")
     flt = [{"Key": "name", "Values": [name + "/"]}]

@@ -23,14 +23,13 @@ PUT = "secretsmanager.PutSecretValue"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def canary(server: Server) -> None:
-    server.client().create_secret(Name=CANARY, SecretString="canary-value-1")
+def canary(_sm_client) -> None:  # type: ignore[no-untyped-def]
+    _sm_client.create_secret(Name=CANARY, SecretString="canary-value-1")
 
 
 @pytest.fixture(autouse=True)
-def state_is_unchanged(server: Server) -> Iterator[None]:
+def state_is_unchanged(sm) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """Every test here sends refused requests: the canary and the set of secrets must not move."""
-    sm = server.client()
     before = snapshot(sm, CANARY), names_with_prefix(sm, PREFIX)
     yield
     assert (snapshot(sm, CANARY), names_with_prefix(sm, PREFIX)) == before

@@ -150,12 +150,12 @@ def test_invalid_rotation_rules_are_refused(sm, secret, rules):
     [{"AutomaticallyAfterDays": 0}, {"AutomaticallyAfterDays": 1001}, {"ScheduleExpression": "rate(1 day);"},
      {"ScheduleExpression": "rate(1 day)", "Duration": "1d"}],
 )
-def test_rules_outside_the_model_are_validation_errors(server, secret, rules):
+def test_rules_outside_the_model_are_validation_errors(server, sm, secret, rules):
     name, _ = secret
     reply = call(server, "secretsmanager.RotateSecret",
                  {"SecretId": name, "RotationLambdaARN": LAMBDA, "RotationRules": rules})
     assert (reply.status, reply.error) == (400, "ValidationException")
-    assert "RotationEnabled" not in server.client().describe_secret(SecretId=name)
+    assert "RotationEnabled" not in sm.describe_secret(SecretId=name)
 
 
 def test_rotation_needs_a_lambda(sm, secret):

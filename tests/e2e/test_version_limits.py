@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.support import code, snapshot
+from tests.e2e.support import code, no_retry, snapshot
 
 
-def test_a_hundred_versions_in_a_day_and_no_more(sm, name):
+def test_a_hundred_versions_in_a_day_and_no_more(server, name):
+    sm = no_retry(server)
     ids = [sm.create_secret(Name=name, SecretString="v0")["VersionId"]]
     for i in range(1, 100):  # bounded: exactly the quota
         ids.append(sm.put_secret_value(SecretId=name, SecretString=f"v{i}")["VersionId"])

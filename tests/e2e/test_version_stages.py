@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.support import call, code, snapshot
+from tests.e2e.support import call, code, no_retry, snapshot
 
 
 def versions_of(sm, name: str, token: str | None = None, **kw) -> list[str]:  # type: ignore[no-untyped-def]
@@ -79,8 +79,8 @@ def test_list_versions_of_unknown_secret(sm):
 
 
 @pytest.mark.parametrize("max_results", [0, 101])
-def test_list_versions_max_results_bounds(server, name, max_results):
-    server.client().create_secret(Name=name, SecretString="v")
+def test_list_versions_max_results_bounds(server, sm, name, max_results):
+    sm.create_secret(Name=name, SecretString="v")
     reply = call(server, "secretsmanager.ListSecretVersionIds", {"SecretId": name, "MaxResults": max_results})
     assert (reply.status, reply.error) == (400, "ValidationException")
 
@@ -137,7 +137,8 @@ def test_moving_a_label_to_its_holder_changes_nothing(sm, name, two):
     assert stages(sm, name) == before
 
 
-def test_twenty_labels_per_version_and_no_more(sm, name, two):
+def test_twenty_labels_per_version_and_no_more(server, name, two):
+    sm = no_retry(server)
     v1, _ = two
     for i in range(19):  # AWSPREVIOUS is already one
         sm.update_secret_version_stage(SecretId=name, VersionStage=f"L{i}", MoveToVersionId=v1)

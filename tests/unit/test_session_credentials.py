@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from strongroom.auth import policy
 from strongroom.auth.credentials import CredentialResolver, create_access_key, create_user
+from strongroom.auth.authorize import ROOT_POLICIES
 from strongroom.context import Principal, RequestContext
 from strongroom.crypto.rootkey import FileRootKey
 from strongroom.errors import AccessDenied, AwsError, ExpiredTokenException, UnrecognizedClientException
@@ -57,7 +58,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
     deps = Deps(store=store, root=root)
     resolver = CredentialResolver(store, root, ttl=0)
     env = Env(store, deps, IAM(deps), STS(deps), resolver, RequestContext(
-        principal=resolver.resolve(key_id).principal, region="us-east-1", request_id="test"))
+        principal=resolver.resolve(key_id).principal, region="us-east-1", request_id="test",
+        identity_policies=ROOT_POLICIES))
     yield env
     store.close()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from strongroom.auth.authorize import ROOT_POLICIES
 from strongroom.context import Principal, RequestContext
 from strongroom.crypto.keyring import RootKeyring
 from strongroom.crypto.rootkey import FileRootKey
@@ -44,7 +45,7 @@ def deps(tmp_path: Path, clock: Clock) -> Iterator[Deps]:
 CTX = RequestContext(
     principal=Principal(account_id="123456789012", arn="arn:aws:iam::123456789012:user/admin",
                         principal_id="AIDAEXAMPLE", access_key_id="AKIAEXAMPLE", name="admin", is_admin=True),
-    region="us-east-1", request_id="test",
+    region="us-east-1", request_id="test", identity_policies=ROOT_POLICIES,
 )
 
 

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from strongroom.cli import awsprofile
 from strongroom.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, load_settings
+from strongroom.auth.authorize import ROOT_POLICIES
 from strongroom.context import Principal, RequestContext
 from strongroom.crypto.rootkey import FileRootKey, RootKeyError
 from strongroom.errors import AwsError
@@ -43,7 +44,7 @@ def _fail(message: str) -> NoReturn:
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """--data-dir, --database, --account and --json, shared by every command."""
     f = click.option("--json", "as_json", is_flag=True, help="Print the AWS-shaped response as JSON.")(f)
-    f = click.option("--account", help="Account id (default: the deployment's only account).")(f)
+    f = click.option("--account", help="Account id (default: the first account, made by `strongroom init`).")(f)
     f = click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL",
                      help="Database URL [env: STRONGROOM_DATABASE_URL].")(f)
     f = click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
@@ -64,13 +65,15 @@ def call(opts: dict[str, Any], operation: str, request: dict[str, Any]) -> dict[
         if current_revision(store) != head_revision(store):
             _fail("the database schema is not up to date; run `strongroom migrate`")
         with store.read() as tx:
-            accounts = [a["account_id"] for a in tx.list_accounts()]
-        account = opts["account"] or (accounts[0] if len(accounts) == 1 else None)
+            accounts = [a["account_id"] for a in sorted(tx.list_accounts(), key=lambda a: a["created_date"])]
+        # Without --account, commands act on the first account: the one `strongroom init` made.
+        account = opts["account"] or (accounts[0] if accounts else None)
         if account is None or account not in accounts:
             _fail("name an existing account with --account" if accounts else "run `strongroom init` first")
         principal = Principal(account_id=account, arn=f"arn:aws:iam::{account}:root", principal_id=account,
                               access_key_id="", type="Root", is_admin=True)
-        ctx = RequestContext(principal=principal, region=DEFAULT_REGION, request_id=str(uuid.uuid4()))
+        ctx = RequestContext(principal=principal, region=DEFAULT_REGION, request_id=str(uuid.uuid4()),
+                             identity_policies=ROOT_POLICIES)
         params = parse_input(service_model("iam").operation_model(operation), request, anchored=True)
         return IAM(Deps(store=store, root=root)).call(operation, ctx, params)
     except AwsError as err:

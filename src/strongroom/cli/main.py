@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import click
 from rich.console import Console
 
 from strongroom import __version__
-from strongroom.auth.credentials import create_access_key, create_user, new_account_id
 from strongroom.cli import awsprofile
+from strongroom.cli.accounts import account, create_account_with_admin
 from strongroom.cli import iam as iam_commands
 from strongroom.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, load_settings
 from strongroom.crypto.rootkey import FileRootKey, RootKeyError
 from strongroom.storage import open_store
 from strongroom.storage.migrate import current_revision, head_revision, upgrade
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 data_dir_option = click.option(
     "--data-dir",
@@ -78,11 +77,8 @@ def init(data_dir: str | None, database_url: str | None, region: str, profile: s
             if tx.list_accounts():
                 console.print(f"strongroom is already initialized in {settings.data_dir}")
                 return
-            now = time.time()
-            account_id = new_account_id()
-            tx.insert_account(account_id, "main", now)
-            create_user(tx, account_id, "admin", now, is_admin=True)
-            key_id, secret = create_access_key(tx, root, account_id, "admin", now)
+            new = create_account_with_admin(tx, root, "main")
+            account_id, key_id, secret = new.account_id, new.access_key_id, new.secret_access_key
     finally:
         store.close()
     console.print(f"Initialized strongroom in {settings.data_dir}")
@@ -159,6 +155,7 @@ def migrate(data_dir: str | None, database_url: str | None, check: bool) -> None
 
 
 cli.add_command(iam_commands.iam)
+cli.add_command(account)
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ class Gateway:
     resolver: CredentialResolver
     verifier: SigV4Verifier = field(default_factory=SigV4Verifier)
     ready: Any = None  # () -> (bool, reason)
+    policies: Any = None  # principal -> (identity policies, session policies or None)
     query_services: dict[str, Any] = field(default_factory=dict)  # SigV4 service name -> query service
 
 
@@ -174,8 +175,11 @@ def _authenticate(gateway: Gateway, request: Request, body: bytes, service: Any,
     gateway.verifier.verify(wire, claim, parts, cred.secret)
     gateway.resolver.note_used(claim.access_key_id, claim.service, claim.region)
     client = request.client
+    identity, session = gateway.policies.get(cred.principal) if gateway.policies else ((), None)
     return RequestContext(
         principal=cred.principal,
+        identity_policies=identity,
+        session_policies=session,
         region=claim.region,
         request_id=request_id,
         source_ip=client.host if client else "",

@@ -87,14 +87,6 @@ def path_matches(path: str, prefix: str | None) -> bool:
     return prefix is None or path.startswith(prefix)
 
 
-def require_admin(ctx: RequestContext, action: str, resource: str) -> None:
-    if not ctx.principal.is_admin:
-        raise AccessDenied(
-            f"User: {ctx.principal.arn} is not authorized to perform: {action} on resource: {resource} "
-            f"because no identity-based policy allows the {action} action"
-        )
-
-
 # -- tags ------------------------------------------------------------------------------------
 def check_tags(tags: list[dict[str, str]]) -> None:
     seen: set[str] = set()

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from strongroom.auth import policy
+from strongroom.auth.authorize import decide
 from strongroom.context import RequestContext
 from strongroom.services.iam import policies, roles, users
-from strongroom.services.iam.core import Deps, require_admin
+from strongroom.services.iam.core import AccessDenied, Deps
 
 Operation = Callable[[Deps, RequestContext, dict[str, Any]], dict[str, Any]]
 Authorizer = Callable[[RequestContext, str, dict[str, Any]], None]
@@ -65,7 +67,6 @@ OPERATIONS: dict[str, Operation] = {
     "ListAttachedRolePolicies": partial(policies.list_attached, "role"),
 }
 
-READ_PREFIXES = ("Get", "List")
 
 
 def resource_arn(ctx: RequestContext, req: dict[str, Any]) -> str:
@@ -78,13 +79,17 @@ def resource_arn(ctx: RequestContext, req: dict[str, Any]) -> str:
         return f"arn:aws:iam::{ctx.account_id}:user/{req['UserName']}"
     if "PolicyName" in req:
         return f"arn:aws:iam::{ctx.account_id}:policy/{req['PolicyName']}"
+    if ctx.principal.type == "IAMUser" and ctx.principal.arn:
+        return ctx.principal.arn  # operations without a name act on the caller itself
     return "*"
 
 
-def admin_for_writes(ctx: RequestContext, operation: str, req: dict[str, Any]) -> None:
-    """Interim authorization: reads for the account's principals, changes for administrators."""
-    if not operation.startswith(READ_PREFIXES):
-        require_admin(ctx, f"iam:{operation}", resource_arn(ctx, req))
+def by_policy(ctx: RequestContext, operation: str, req: dict[str, Any]) -> None:
+    """IAM actions are allowed by the caller's identity policies, as on AWS."""
+    action, resource = f"iam:{operation}", resource_arn(ctx, req)
+    request, result = decide(ctx, action, resource, policy.global_condition_keys(ctx))
+    if not result.allowed:
+        raise AccessDenied(policy.access_denied_message(request, result))
 
 
 class IAM:
@@ -93,7 +98,7 @@ class IAM:
     signing_name = "iam"
     model_name = "iam"
 
-    def __init__(self, deps: Deps, authorize: Authorizer = admin_for_writes):
+    def __init__(self, deps: Deps, authorize: Authorizer = by_policy):
         self.deps = deps
         self.authorize = authorize
 

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from strongroom.auth import policy
+from strongroom.auth.authorize import decide
 from strongroom.context import RequestContext
 from strongroom.errors import AccessDeniedException
 from strongroom.storage import SecretRecord
@@ -57,29 +58,16 @@ def condition_context(ctx: RequestContext, req: dict[str, Any], secret: SecretRe
     return keys
 
 
-def evaluate(ctx: RequestContext, action: str, resource: str, req: dict[str, Any],
-             secret: SecretRecord | None) -> tuple[policy.Request, policy.EvaluationResult]:
-    request = policy.Request(
-        principal_arn=ctx.principal.arn,
-        principal_account=ctx.account_id,
-        action=action,
-        resource=resource,
-        context=condition_context(ctx, req, secret, resource),
-    )
-    resource_policy = None
-    if secret is not None and secret.resource_policy:
-        try:
-            resource_policy = policy.Policy(policy.RESOURCE_POLICY_NAME, json.loads(secret.resource_policy))
-        except ValueError:
-            resource_policy = None  # stored policies were validated; an unreadable one grants nothing
-    owner = secret.account_id if secret is not None else ctx.account_id
-    result = policy.evaluate(request, ctx.identity_policies, resource_policy, owner)
-    return request, result
-
-
 def authorize(ctx: RequestContext, action: str, resource: str, req: dict[str, Any],
               secret: SecretRecord | None = None) -> None:
     """Raise AccessDeniedException unless the caller may perform `action` on `resource`."""
-    request, result = evaluate(ctx, action, resource, req, secret)
+    resource_policy = None
+    if secret is not None and secret.resource_policy:
+        try:
+            resource_policy = json.loads(secret.resource_policy)
+        except ValueError:
+            resource_policy = None  # stored policies were validated; an unreadable one grants nothing
+    request, result = decide(ctx, action, resource, condition_context(ctx, req, secret, resource),
+                             resource_policy, secret.account_id if secret is not None else None)
     if not result.allowed:
         raise AccessDeniedException(policy.access_denied_message(request, result))

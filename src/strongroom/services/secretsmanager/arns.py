@@ -10,7 +10,12 @@ _SUFFIX_ALPHABET = string.ascii_letters + string.digits
 
 def secret_arn(region: str, account_id: str, name: str) -> str:
     suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(6))
-    return f"arn:aws:secretsmanager:{region}:{account_id}:secret:{name}-{suffix}"
+    return f"{base_arn(region, account_id, name)}-{suffix}"
+
+
+def base_arn(region: str, account_id: str, name: str) -> str:
+    """The ARN of a secret name without its random suffix (a partial ARN)."""
+    return f"arn:aws:secretsmanager:{region}:{account_id}:secret:{name}"
 
 
 def is_arn(secret_id: str) -> bool:

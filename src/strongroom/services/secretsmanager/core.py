@@ -29,6 +29,7 @@ from strongroom.errors import (
     ResourceNotFoundException,
 )
 from strongroom.services.secretsmanager import arns
+from strongroom.services.secretsmanager.access import authorize
 from strongroom.storage import SecretRecord, Store, Tx, VersionRecord
 
 NOT_FOUND = "Secrets Manager can't find the specified secret."
@@ -46,19 +47,21 @@ class Deps:
     on_change: list[Callable[[SecretRecord], None]] = field(default_factory=list)
 
 
-def find(tx: Tx, ctx: RequestContext, secret_id: str) -> SecretRecord:
-    """Resolve a name, full ARN or partial ARN; ResourceNotFoundException when absent."""
+def find(tx: Tx, ctx: RequestContext, secret_id: str, action: str, req: dict[str, Any]) -> SecretRecord:
+    """Resolve a name, full ARN or partial ARN and authorize `action` on it.
+
+    A caller who may not act on the secret learns nothing of whether it exists:
+    authorization is checked before ResourceNotFoundException is answered.
+    """
     if arns.is_arn(secret_id):
         secret = tx.secret_by_arn(secret_id) or tx.secret_by_partial_arn(secret_id)
     else:
         secret = tx.secret_by_name(ctx.account_id, ctx.region, secret_id)
     if secret is None:
+        wanted = secret_id if arns.is_arn(secret_id) else arns.base_arn(ctx.region, ctx.account_id, secret_id)
+        authorize(ctx, "secretsmanager:" + action, wanted, req)
         raise ResourceNotFoundException(NOT_FOUND)
-    if secret.account_id != ctx.account_id and not ctx.principal.is_admin:
-        # Cross-account access needs policies on both sides; until a policy allows it, deny.
-        raise AccessDeniedException(
-            f"User: {ctx.principal.arn} is not authorized to perform this operation on resource: {secret.arn}"
-        )
+    authorize(ctx, "secretsmanager:" + action, secret.arn, req, secret)
     return secret
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from strongroom.context import RequestContext
 from strongroom.errors import InvalidParameterException
 from strongroom.services.secretsmanager import filters, paging
+from strongroom.services.secretsmanager.access import authorize
 from strongroom.services.secretsmanager.core import Deps, stages_by_version, summary
 from strongroom.storage import SecretRecord
 
@@ -65,6 +66,7 @@ def page_of_secrets(
 
 
 def list_secrets(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    authorize(ctx, "secretsmanager:ListSecrets", "*", req)
     page, token = page_of_secrets(
         deps,
         ctx,

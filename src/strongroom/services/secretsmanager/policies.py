@@ -13,6 +13,7 @@ from strongroom.errors import (
     ResourceNotFoundException,
 )
 from strongroom.services.secretsmanager import paging
+from strongroom.services.secretsmanager.access import authorize
 from strongroom.services.secretsmanager.core import Deps, changed, find, require_live
 
 DEFAULT = "default"
@@ -37,7 +38,7 @@ def put_resource_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) ->
     if req.get("BlockPublicPolicy", False) and policy_document.grants_public_access(doc):
         raise PublicPolicyException("This resource policy will grant public access to the secret.")
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "PutResourcePolicy", req)
         require_live(secret)
         secret.resource_policy = req["ResourcePolicy"]
         secret.last_changed_date = deps.clock()
@@ -49,7 +50,7 @@ def put_resource_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) ->
 def get_resource_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = _policy_name(req, modifying=False)
     with deps.store.read() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "GetResourcePolicy", req)
     out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
     if secret.resource_policy is not None:
         out.update(ResourcePolicy=secret.resource_policy, PolicyName=name)
@@ -59,7 +60,7 @@ def get_resource_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) ->
 def delete_resource_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     _policy_name(req, modifying=True)
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "DeleteResourcePolicy", req)
         require_live(secret)
         if secret.resource_policy is not None:
             secret.resource_policy = None
@@ -71,7 +72,7 @@ def delete_resource_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any])
 
 def list_resource_policies(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     with deps.store.read() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "ListResourcePolicies", req)
     if "NextToken" in req:
         paging.decode(req["NextToken"], "policies")  # never issued: one policy fits on a page
     return {"ResourcePolicies": [{"PolicyName": DEFAULT}] if secret.resource_policy is not None else []}
@@ -80,7 +81,9 @@ def list_resource_policies(deps: Deps, ctx: RequestContext, req: dict[str, Any])
 def validate_resource_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     if "SecretId" in req:
         with deps.store.read() as tx:
-            find(tx, ctx, req["SecretId"])
+            find(tx, ctx, req["SecretId"], "ValidateResourcePolicy", req)
+    else:
+        authorize(ctx, "secretsmanager:ValidateResourcePolicy", "*", req)
     doc, findings = policy_document.parse(req["ResourcePolicy"])
     errors = [{"CheckName": f.check, "ErrorMessage": f.message} for f in findings]
     if doc is not None and not findings and policy_document.grants_public_access(doc):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from strongroom.context import RequestContext
@@ -19,7 +20,7 @@ def rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
     if rules is not None:
         schedule.check_rules(rules)
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "RotateSecret", req)
         require_live(secret)
         lambda_arn = req.get("RotationLambdaARN") or secret.rotation_lambda_arn
         if not lambda_arn:
@@ -56,7 +57,7 @@ def rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
 
 def cancel_rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "CancelRotateSecret", req)
         require_live(secret)
         if not secret.rotation_enabled and not secret.rotation_lambda_arn:
             raise InvalidRequestException("Rotation is not enabled for this secret.")
@@ -72,14 +73,17 @@ def cancel_rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -
     return out
 
 
-def _unavailable(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.read() as tx:
-        find(tx, ctx, req["SecretId"])
-    raise InvalidRequestException(_REPLICATION)
+def _unavailable(action: str) -> Callable[[Deps, RequestContext, dict[str, Any]], dict[str, Any]]:
+    def operation(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+        with deps.store.read() as tx:
+            find(tx, ctx, req["SecretId"], action, req)
+        raise InvalidRequestException(_REPLICATION)
+
+    return operation
 
 
-replicate_secret_to_regions = _unavailable
-remove_regions_from_replication = _unavailable
-stop_replication_to_replica = _unavailable
-associate_cross_account_replica = _unavailable
-disassociate_cross_account_replica = _unavailable
+replicate_secret_to_regions = _unavailable("ReplicateSecretToRegions")
+remove_regions_from_replication = _unavailable("RemoveRegionsFromReplication")
+stop_replication_to_replica = _unavailable("StopReplicationToReplica")
+associate_cross_account_replica = _unavailable("AssociateCrossAccountReplica")
+disassociate_cross_account_replica = _unavailable("DisassociateCrossAccountReplica")

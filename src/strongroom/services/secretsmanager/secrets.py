@@ -11,6 +11,7 @@ from strongroom.errors import (
     ResourceExistsException,
 )
 from strongroom.services.secretsmanager import arns, staging
+from strongroom.services.secretsmanager.access import authorize
 from strongroom.services.secretsmanager.core import (
     DAY,
     Deps,
@@ -45,6 +46,10 @@ def create_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
         raise InvalidRequestException("Cross-account replicas aren't available on this strongroom deployment.")
     has_value = "SecretString" in req or "SecretBinary" in req
     token = req.get("ClientRequestToken")
+    arn = arns.secret_arn(ctx.region, ctx.account_id, name)
+    authorize(ctx, "secretsmanager:CreateSecret", arn, req)
+    if tags:
+        authorize(ctx, "secretsmanager:TagResource", arn, req)
     with deps.store.write() as tx:
         existing = tx.secret_by_name(ctx.account_id, ctx.region, name)
         if existing is not None:
@@ -64,7 +69,7 @@ def create_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
             account_id=ctx.account_id,
             region=ctx.region,
             name=name,
-            arn=arns.secret_arn(ctx.region, ctx.account_id, name),
+            arn=arn,
             created_date=now,
             last_changed_date=now,
             description=req.get("Description"),
@@ -85,7 +90,7 @@ def create_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
 def update_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     check_value_choice(req, required=False)
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "UpdateSecret", req)
         require_live(secret)
         if "Description" in req:
             secret.description = req["Description"]
@@ -111,7 +116,7 @@ def update_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
 
 def describe_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     with deps.store.read() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "DescribeSecret", req)
         return summary(secret, stages_by_version(tx, secret.id), versions_key="VersionIdsToStages")  # type: ignore[arg-type]
 
 
@@ -127,7 +132,7 @@ def delete_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
     if not force and not 7 <= window <= 30:
         raise InvalidParameterException("The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "DeleteSecret", req)
         now = deps.clock()
         if force:
             tx.delete_secret(secret.id)  # type: ignore[arg-type]
@@ -146,7 +151,7 @@ def delete_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
 
 def restore_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "RestoreSecret", req)
         if secret.deleted_date is not None:
             secret.deleted_date = secret.deletion_date = None
             secret.last_changed_date = deps.clock()
@@ -158,7 +163,7 @@ def restore_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict
 def tag_resource(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     check_tags(req["Tags"])
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "TagResource", req)
         require_live(secret)
         secret.tags = merge_tags(secret.tags, req["Tags"])
         secret.last_changed_date = deps.clock()
@@ -170,7 +175,7 @@ def tag_resource(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[s
 def untag_resource(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     keys = set(req["TagKeys"])
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "UntagResource", req)
         require_live(secret)
         secret.tags = [t for t in secret.tags if t["Key"] not in keys]
         secret.last_changed_date = deps.clock()

@@ -7,6 +7,7 @@ from typing import Any
 
 from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import listing, policies, rotation, secrets, values
+from strongroom.services.secretsmanager.access import authorize
 from strongroom.services.secretsmanager.core import Deps
 from strongroom.services.secretsmanager.password import generate
 
@@ -14,6 +15,7 @@ Operation = Callable[[Deps, RequestContext, dict[str, Any]], dict[str, Any]]
 
 
 def get_random_password(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    authorize(ctx, "secretsmanager:GetRandomPassword", "*", req)
     password = generate(
         req.get("PasswordLength", 32),
         require_each_included_type=req.get("RequireEachIncludedType", True),

@@ -18,6 +18,7 @@ from strongroom.errors import (
     ResourceNotFoundException,
 )
 from strongroom.services.secretsmanager import listing, paging, staging
+from strongroom.services.secretsmanager.access import authorize
 from strongroom.services.secretsmanager.core import (
     DAY,
     Deps,
@@ -99,7 +100,7 @@ def put_secret_value(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> di
     check_value_choice(req, required=True)
     labels = req.get("VersionStages") or [staging.CURRENT]
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "PutSecretValue", req)
         require_live(secret)
         version, created = add_version(deps, tx, secret, req, req.get("ClientRequestToken"), labels)
         if created:
@@ -128,8 +129,9 @@ def _pick_version(tx: Tx, secret: SecretRecord, version_id: str | None, stage: s
 
 def read_value(deps: Deps, ctx: RequestContext, secret_id: str, version_id: str | None = None,
                stage: str | None = None) -> dict[str, Any]:
+    request = {k: v for k, v in (("VersionId", version_id), ("VersionStage", stage)) if v is not None}
     with deps.store.read() as tx:
-        secret = find(tx, ctx, secret_id)
+        secret = find(tx, ctx, secret_id, "GetSecretValue", request)
         require_live(secret)
         version = _pick_version(tx, secret, version_id, stage)
     plaintext = open_value(deps, secret, version)
@@ -158,8 +160,10 @@ def batch_get_secret_value(deps: Deps, ctx: RequestContext, req: dict[str, Any])
         raise InvalidParameterException("Either SecretIdList or Filters must be specified, but not both.")
     if ids is not None and ("MaxResults" in req or "NextToken" in req):
         raise InvalidParameterException("MaxResults and NextToken can only be used with Filters.")
+    authorize(ctx, "secretsmanager:BatchGetSecretValue", "*", req)
     out: dict[str, Any] = {"SecretValues": [], "Errors": []}
     if flt is not None:
+        authorize(ctx, "secretsmanager:ListSecrets", "*", req)
         page, token = listing.page_of_secrets(deps, ctx, flt, req.get("MaxResults"), req.get("NextToken"),
                                               "asc", "created-date", kind="batch")
         ids = [s.arn for s in page]
@@ -179,7 +183,7 @@ def list_secret_version_ids(deps: Deps, ctx: RequestContext, req: dict[str, Any]
     include_deprecated = req.get("IncludeDeprecated", False)
     limit = req.get("MaxResults") or MAX_VERSIONS
     with deps.store.read() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "ListSecretVersionIds", req)
         versions = [v for v in tx.versions(secret.id) if include_deprecated or v.stages]  # type: ignore[arg-type]
     versions.reverse()  # newest first
     if "NextToken" in req:
@@ -213,7 +217,7 @@ def update_secret_version_stage(deps: Deps, ctx: RequestContext, req: dict[str, 
     if remove_from is None and move_to is None:
         raise InvalidParameterException("You must specify RemoveFromVersionId, MoveToVersionId, or both.")
     with deps.store.write() as tx:
-        secret = find(tx, ctx, req["SecretId"])
+        secret = find(tx, ctx, req["SecretId"], "UpdateSecretVersionStage", req)
         require_live(secret)
         found = {vid: tx.version(secret.id, vid) for vid in (remove_from, move_to) if vid is not None}  # type: ignore[arg-type]
         for vid, version in found.items():

@@ -1,0 +1,29 @@
+"""Deciding one request for a RequestContext: identity, resource and session policies (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from strongroom.auth import policy
+from strongroom.context import RequestContext
+
+# The account root may do anything in its account (used by local administrative commands).
+ROOT_POLICIES = (policy.Policy("AccountRoot", {"Version": "2012-10-17",
+                                               "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),)
+
+
+def decide(ctx: RequestContext, action: str, resource: str, context: Mapping[str, Any],
+           resource_policy: Mapping[str, Any] | None = None,
+           resource_account: str | None = None) -> tuple[policy.Request, policy.EvaluationResult]:
+    """Evaluate `action` on `resource` for the caller; a role session's policies can only narrow."""
+    request = policy.Request(principal_arn=ctx.principal.arn, principal_account=ctx.account_id,
+                             action=action, resource=resource, context=context)
+    rp = None if resource_policy is None else policy.Policy(policy.RESOURCE_POLICY_NAME, resource_policy)
+    owner = resource_account or ctx.account_id
+    result = policy.evaluate(request, ctx.identity_policies, rp, owner)
+    if result.allowed and ctx.session_policies is not None:
+        session = policy.evaluate(request, ctx.session_policies, None, owner)
+        if not session.allowed:
+            result = session
+    return request, result

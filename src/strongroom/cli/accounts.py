@@ -1,0 +1,91 @@
+"""Accounts: the first one is made by `strongroom init`, more by `strongroom account create`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import click
+
+from strongroom.auth.credentials import create_access_key, create_user, new_account_id
+from strongroom.crypto.rootkey import RootKey
+from strongroom.storage import Tx, iam_store
+
+ADMINISTRATOR_ACCESS = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    account_id: str
+    access_key_id: str
+    secret_access_key: str
+
+
+def create_account_with_admin(tx: Tx, root: RootKey, name: str) -> NewAccount:
+    """A new account whose user `admin` holds an AdministratorAccess inline policy and one key."""
+    now = time.time()
+    account_id = new_account_id()
+    tx.insert_account(account_id, name, now)
+    create_user(tx, account_id, "admin", now, is_admin=True)
+    iam_store.put_inline_policy(tx.conn, "user", account_id, "admin", "AdministratorAccess", ADMINISTRATOR_ACCESS)
+    key_id, secret = create_access_key(tx, root, account_id, "admin", now)
+    return NewAccount(account_id, key_id, secret)
+
+
+@click.group("account")
+def account() -> None:
+    """Accounts of this deployment (each with its own users, roles, secrets and keys)."""
+
+
+@account.command("create")
+@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
+              help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
+@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL.")
+@click.option("--name", default="account", show_default=True, help="A name for people.")
+@click.option("--profile", help="Write the new admin key as this AWS profile (else print it once).")
+@click.option("--region", default="us-east-1", show_default=True, help="Region for the profile.")
+@click.option("--endpoint-url", default="http://127.0.0.1:7979", show_default=True, help="Endpoint for the profile.")
+def create(data_dir: str | None, database_url: str | None, name: str, profile: str | None, region: str,
+           endpoint_url: str) -> None:
+    """Create an account and its administrator."""
+    from strongroom.cli import awsprofile
+    from strongroom.config import load_settings
+    from strongroom.server import load_root_key
+    from strongroom.storage import open_store
+
+    settings = load_settings(data_dir, database_url)
+    store = open_store(settings.database_url)
+    try:
+        with store.write() as tx:
+            new = create_account_with_admin(tx, load_root_key(settings), name)
+    finally:
+        store.close()
+    click.echo(f"account {new.account_id}  admin arn:aws:iam::{new.account_id}:user/admin")
+    if profile:
+        awsprofile.write_profile(profile, region=region, endpoint_url=endpoint_url,
+                                 access_key_id=new.access_key_id, secret_access_key=new.secret_access_key)
+        click.echo(f"profile '{profile}' written")
+    else:
+        click.echo(f"aws_access_key_id = {new.access_key_id}")
+        click.echo(f"aws_secret_access_key = {new.secret_access_key}")
+
+
+@account.command("list")
+@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
+              help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
+@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL.")
+def list_accounts(data_dir: str | None, database_url: str | None) -> None:
+    """List the deployment's accounts."""
+    from strongroom.config import load_settings
+    from strongroom.storage import open_store
+
+    store = open_store(load_settings(data_dir, database_url).database_url)
+    try:
+        with store.read() as tx:
+            for row in tx.list_accounts():
+                click.echo(f"{row['account_id']}  {row['name']}")
+    finally:
+        store.close()
