@@ -314,7 +314,8 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
     timer = threading.Timer(budget, lambda: stop(proc, "load generator"))
     timer.start()
     result: dict[str, Any] | None = None
-    cpu0 = None
+    cpu0 = server_cpu = None
+    switches, sys_share = 0, 0.0
     profiler = None
     try:
         assert proc.stdin is not None and proc.stdout is not None
@@ -328,13 +329,14 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
                     split0 = cpu_split(server_pid)
                 if profile_out is not None and server_pid is not None:
                     profiler = Profiler(server_pid, cfg["seconds"], profile_out, args.profile_gil, args.profile_rate)
-            elif line.startswith("result "):
+            elif line.startswith("phase done"):
                 if cpu0 is not None and server_pid is not None:
                     cpu1 = (cpu_seconds(server_pid), time.perf_counter())
                     server_cpu = (cpu1[0] - cpu0[0]) / (cpu1[1] - cpu0[1])
                     switches = context_switches(server_pid) - cs0
                     split1 = cpu_split(server_pid)
                     sys_share = (split1[1] - split0[1]) / max(1e-9, (split1[0] + split1[1]) - (split0[0] + split0[1]))
+            elif line.startswith("result "):
                 result = json.loads(line[len("result "):])
         proc.wait(timeout=30)
     finally:
@@ -343,7 +345,7 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
     if result is None:
         raise RuntimeError(f"load generator failed against {target.name if target else 'trivial server'} "
                            f"(exit {proc.returncode})")
-    if cpu0 is not None:
+    if server_cpu is not None:
         result["server_cpu_util"] = server_cpu
         if result["throughput_rps"] > 0:
             result["server_cpu_us_per_request"] = server_cpu / result["throughput_rps"] * 1e6
@@ -500,8 +502,9 @@ def parse_args(argv: list[str] | None, default_ops: str, description: str) -> ar
                    help="skip the pass that reads every secret once before measuring (strongroom then also "
                         "measures the first-read-of-the-day LastAccessedDate write)")
     p.add_argument("--no-pin", action="store_true", help="do not pin servers to core 0 and the generator to core 1")
-    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                   help="strongroom's log level (info logs one line per request)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="strongroom's log level, as `strongroom serve --log-level` "
+                        "(info, its default, logs one line per request)")
     p.add_argument("--profile", action="store_true",
                    help="attach py-spy to strongroom during each measured window (slows it; figures are then "
                         "not comparable) and print the top functions")

@@ -36,9 +36,13 @@ def no_retry(server: Server) -> Any:
 def snapshot(sm: Any, secret_id: str) -> dict[str, Any]:
     """Everything observable about one secret, to assert a refused request changed nothing.
 
-    The value is read first so LastAccessedDate (day granularity) is already set.
+    The value is read first so LastAccessedDate (day granularity) is already set; a
+    secret without a readable value (none yet, or deleted) records the error instead.
     """
-    value = sm.get_secret_value(SecretId=secret_id)
+    try:
+        value = sm.get_secret_value(SecretId=secret_id)
+    except ClientError as err:
+        value = {"error": err.response["Error"]["Code"]}
     described = sm.describe_secret(SecretId=secret_id)
     versions = sm.list_secret_version_ids(SecretId=secret_id, IncludeDeprecated=True)["Versions"]
     policy = sm.get_resource_policy(SecretId=secret_id).get("ResourcePolicy")

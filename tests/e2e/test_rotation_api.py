@@ -160,13 +160,14 @@ def test_rules_outside_the_model_are_validation_errors(server, sm, secret, rules
 
 def test_rotation_needs_a_lambda(sm, secret):
     name, _ = secret
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         sm.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 1})
     assert code(exc) == "InvalidRequestException"
     with pytest.raises(ClientError) as exc:
         sm.rotate_secret(SecretId=name, RotationLambdaARN="arn:aws:s3:::bucket")
     assert code(exc) == "InvalidParameterException"
-    assert "RotationEnabled" not in sm.describe_secret(SecretId=name)
+    assert snapshot(sm, name) == before
 
 
 def test_rotate_missing_or_deleted_secret(sm, secret):
@@ -175,9 +176,11 @@ def test_rotate_missing_or_deleted_secret(sm, secret):
         rotate(sm, name + "/missing")
     assert code(exc) == "ResourceNotFoundException"
     sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         rotate(sm, name)
     assert code(exc) == "InvalidRequestException"
+    assert snapshot(sm, name) == before
 
 
 def test_cancel_rotation_keeps_the_labels_and_names_the_pending_version(sm, secret):
@@ -202,14 +205,19 @@ def test_cancel_without_a_rotation_in_progress(sm, secret):
 
 def test_cancel_errors(sm, secret):
     name, _ = secret
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         sm.cancel_rotate_secret(SecretId=name)  # rotation never configured
     assert code(exc) == "InvalidRequestException"
+    assert snapshot(sm, name) == before
     with pytest.raises(ClientError) as exc:
         sm.cancel_rotate_secret(SecretId=name + "/missing")
     assert code(exc) == "ResourceNotFoundException"
     rotate(sm, name, RotateImmediately=False)
     sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         sm.cancel_rotate_secret(SecretId=name)
     assert code(exc) == "InvalidRequestException"
+    assert snapshot(sm, name) == before
+    assert before["described"]["RotationEnabled"] is True

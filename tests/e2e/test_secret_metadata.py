@@ -65,7 +65,8 @@ def test_fifty_tags_and_no_more(server, name):
 
 
 def test_tag_key_and_value_lengths(server, sm, name):
-    sm.create_secret(Name=name, SecretString="v", Tags=[{"Key": "k" * 128, "Value": "v" * 256}, {"Key": "e", "Value": ""}])
+    sm.create_secret(Name=name, SecretString="v",
+                     Tags=[{"Key": "k" * 128, "Value": "v" * 256}, {"Key": "e", "Value": ""}])
     assert {"Key": "e", "Value": ""} in sm.describe_secret(SecretId=name)["Tags"]
     for bad in ({"Key": "k" * 129, "Value": "v"}, {"Key": "k", "Value": "v" * 257}, {"Key": "", "Value": "v"}):
         reply = call(server, "secretsmanager.TagResource", {"SecretId": name, "Tags": [bad]})
@@ -142,17 +143,21 @@ def test_update_with_a_value_and_token_is_idempotent(sm, name):
 
 
 def test_update_refusals(sm, name):
-    sm.create_secret(Name=name, SecretString="v")
+    sm.create_secret(Name=name, SecretString="v", Description="kept")
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
-        sm.update_secret(SecretId=name, SecretString="a", SecretBinary=b"b")
+        sm.update_secret(SecretId=name, SecretString="a", SecretBinary=b"b", Description="changed")
     assert code(exc) == "InvalidParameterException"
+    assert snapshot(sm, name) == before
     with pytest.raises(ClientError) as exc:
         sm.update_secret(SecretId=name + "/missing", Description="x")
     assert code(exc) == "ResourceNotFoundException"
     sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         sm.update_secret(SecretId=name, Description="x")
     assert code(exc) == "InvalidRequestException"
+    assert snapshot(sm, name) == before and before["described"]["Description"] == "kept"
 
 
 def test_create_retry_with_the_same_token_returns_the_same_version(sm, name):
@@ -160,9 +165,11 @@ def test_create_retry_with_the_same_token_returns_the_same_version(sm, name):
     a = sm.create_secret(Name=name, SecretString="v", ClientRequestToken=token)
     b = sm.create_secret(Name=name, SecretString="v", ClientRequestToken=token)
     assert a["VersionId"] == b["VersionId"] == token and a["ARN"] == b["ARN"]
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         sm.create_secret(Name=name, SecretString="different", ClientRequestToken=token)
     assert code(exc) == "ResourceExistsException"
+    assert snapshot(sm, name) == before
 
 
 def test_describe_by_name_arn_and_partial_arn(sm, name):
@@ -208,14 +215,18 @@ def test_put_value_refusals(sm, name):
 
 def test_delete_edges(sm, name):
     sm.create_secret(Name=name, SecretString="v")
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         sm.delete_secret(SecretId=name, RecoveryWindowInDays=7, ForceDeleteWithoutRecovery=True)
     assert code(exc) == "InvalidParameterException"
+    assert snapshot(sm, name) == before
     out = sm.delete_secret(SecretId=name)  # default window: 30 days
     assert (out["DeletionDate"] - sm.describe_secret(SecretId=name)["DeletedDate"]).days == 30
+    before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:
         sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
     assert code(exc) == "InvalidRequestException"
+    assert snapshot(sm, name) == before  # the 30-day deletion date stands
     # A secret scheduled for deletion can still be deleted at once.
     sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
     with pytest.raises(ClientError) as exc:

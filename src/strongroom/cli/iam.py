@@ -9,11 +9,12 @@ lifetime (5 seconds). The same operations are available remotely with the admin 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,12 +25,15 @@ from rich.table import Table
 from strongroom.cli import awsprofile
 from strongroom.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, load_settings
 from strongroom.auth.authorize import ROOT_POLICIES
+from strongroom.cli.apply import apply
+from strongroom.cli.explain import explain
 from strongroom.context import Principal, RequestContext
-from strongroom.crypto.rootkey import FileRootKey, RootKeyError
+from strongroom.crypto.rootkey import RootKey, RootKeyError
 from strongroom.errors import AwsError
 from strongroom.http.shapes import parse_input, service_model
+from strongroom.server import load_root_key
 from strongroom.services.iam import IAM, Deps
-from strongroom.storage import open_store
+from strongroom.storage import Store, open_store
 from strongroom.storage.migrate import current_revision, head_revision
 
 console = Console(stderr=True)
@@ -52,34 +56,55 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def call(opts: dict[str, Any], operation: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Run one IAM operation as the account root, with the API's validation."""
+class RootRunner:
+    """Runs IAM operations as an account's root, with the API's validation, on an open store."""
+
+    def __init__(self, store: Store, root: RootKey):
+        self.iam = IAM(Deps(store=store, root=root))
+
+    def __call__(self, account: str, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        principal = Principal(account_id=account, arn=f"arn:aws:iam::{account}:root", principal_id=account,
+                              access_key_id="", type="Root", is_admin=True)
+        ctx = RequestContext(principal=principal, region=DEFAULT_REGION, request_id=str(uuid.uuid4()),
+                             identity_policies=ROOT_POLICIES)
+        params = parse_input(service_model("iam").operation_model(operation), request, anchored=True)
+        return self.iam.call(operation, ctx, params)
+
+
+@contextlib.contextmanager
+def open_data(opts: dict[str, Any]) -> Iterator[tuple[Store, RootKey]]:
+    """The store (schema checked) and root key named by --data-dir/--database."""
     settings = load_settings(opts["data_dir"], opts["database_url"])
     try:
-        assert settings.root_key_path is not None
-        root = FileRootKey.load(settings.root_key_path)
+        root = load_root_key(settings)
     except RootKeyError as exc:
         _fail(str(exc))
     store = open_store(settings.database_url)
     try:
         if current_revision(store) != head_revision(store):
             _fail("the database schema is not up to date; run `strongroom migrate`")
-        with store.read() as tx:
-            accounts = [a["account_id"] for a in sorted(tx.list_accounts(), key=lambda a: a["created_date"])]
-        # Without --account, commands act on the first account: the one `strongroom init` made.
+        yield store, root
+    finally:
+        store.close()
+
+
+def accounts_of(store: Store) -> list[dict[str, Any]]:
+    """Accounts, oldest first: the first is the one `strongroom init` made."""
+    with store.read() as tx:
+        return sorted(tx.list_accounts(), key=lambda a: a["created_date"])
+
+
+def call(opts: dict[str, Any], operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one IAM operation as the account root."""
+    with open_data(opts) as (store, root):
+        accounts = [a["account_id"] for a in accounts_of(store)]
         account = opts["account"] or (accounts[0] if accounts else None)
         if account is None or account not in accounts:
             _fail("name an existing account with --account" if accounts else "run `strongroom init` first")
-        principal = Principal(account_id=account, arn=f"arn:aws:iam::{account}:root", principal_id=account,
-                              access_key_id="", type="Root", is_admin=True)
-        ctx = RequestContext(principal=principal, region=DEFAULT_REGION, request_id=str(uuid.uuid4()),
-                             identity_policies=ROOT_POLICIES)
-        params = parse_input(service_model("iam").operation_model(operation), request, anchored=True)
-        return IAM(Deps(store=store, root=root)).call(operation, ctx, params)
-    except AwsError as err:
-        _fail(f"{err.code}: {err.message}")
-    finally:
-        store.close()
+        try:
+            return RootRunner(store, root)(account, operation, request)
+        except AwsError as err:
+            _fail(f"{err.code}: {err.message}")
 
 
 def _plain(value: Any) -> Any:
@@ -334,3 +359,7 @@ def list_policies(**opts: Any) -> None:
 def delete_policy(policy_arn: str, **opts: Any) -> None:
     """Delete a managed policy (it must be detached everywhere first)."""
     show(opts, call(opts, "DeletePolicy", {"PolicyArn": policy_arn}))
+
+
+iam.add_command(explain)
+iam.add_command(apply)

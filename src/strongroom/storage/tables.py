@@ -273,3 +273,26 @@ kms_aliases = Table(
 )
 Index("ix_kms_aliases_key", kms_aliases.c.key_id)
 # ---- end KMS -------------------------------------------------------------------------------
+
+# ---- Root keys: online rekey progress (revision 0004) ------------------------------------
+# One row per rekey; the newest row is the one in force. `phase` and `cursor` are the
+# durable progress marker: the table being re-wrapped and the last primary key done there.
+# Sources are the non-secret [root_key] settings (JSON); no key material is ever stored here.
+
+root_key_rekeys = Table(
+    "root_key_rekeys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(16), nullable=False),  # running, done
+    Column("old_key_id", String(256), nullable=False),
+    Column("new_key_id", String(256), nullable=False),
+    Column("old_source", Text, nullable=False),
+    Column("new_source", Text, nullable=False),
+    Column("phase", String(64), nullable=False),
+    Column("cursor", Text),
+    Column("rewrapped", Integer, nullable=False, default=0),
+    Column("started_date", Float, nullable=False),
+    Column("updated_date", Float, nullable=False),
+    Column("finished_date", Float),
+)
+# ---- end root keys -------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""`strongroom iam explain`: the decision for one request and the statements that made it."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import click
+
+from strongroom.auth import policy
+from strongroom.context import Principal, RequestContext
+from strongroom.services.iam.principals import load_policies, to_engine
+from strongroom.services.secretsmanager.access import condition_context
+from strongroom.storage import Store
+
+_USER = re.compile(r"^arn:aws:iam::(\d{12}):user(/.*/|/)([^/]+)$")
+_ROLE = re.compile(r"^arn:aws:iam::(\d{12}):role(?:/.*)?/([^/]+)$")
+_SESSION = re.compile(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
+
+
+def principal_from_arn(arn: str) -> Principal:
+    """A Principal for a user, role or role-session ARN, as the server would build it."""
+    if m := _USER.match(arn):
+        return Principal(account_id=m[1], arn=arn, principal_id="", access_key_id="", type="IAMUser", name=m[3])
+    for pattern in (_ROLE, _SESSION):
+        if m := pattern.match(arn):
+            account, role = m[1], m[2]
+            session = m[3] if pattern is _SESSION else "explain"
+            return Principal(account_id=account, arn=f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
+                             principal_id="", access_key_id="", type="AssumedRole", role_name=role,
+                             role_arn=f"arn:aws:iam::{account}:role/{role}", session_name=session)
+    raise click.BadParameter(f"not a user, role or assumed-role ARN: {arn}", param_hint="--principal")
+
+
+def _context_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def explain_request(store: Store, principal_arn: str, action: str, resource: str,
+                    extra: dict[str, Any], region: str) -> tuple[policy.Request, policy.EvaluationResult]:
+    principal = principal_from_arn(principal_arn)
+    identity, session = load_policies(store, principal)
+    ctx = RequestContext(principal=principal, region=region, request_id=str(uuid.uuid4()))
+    secret = None
+    resource_policy = None
+    if resource.startswith("arn:aws:secretsmanager:"):
+        with store.read() as tx:
+            secret = tx.secret_by_arn(resource) or tx.secret_by_partial_arn(resource)
+        if secret is not None and secret.resource_policy:
+            resource_policy = json.loads(secret.resource_policy)
+    context = condition_context(ctx, {}, secret, resource) if secret is not None else policy.global_condition_keys(ctx)
+    context.update(extra)
+    request = policy.Request(principal_arn=principal.arn, principal_account=principal.account_id,
+                             action=action, resource=resource, context=context)
+    owner = secret.account_id if secret is not None else None
+    result = policy.evaluate(request, to_engine(identity), resource_policy, owner)
+    if result.allowed and session is not None:
+        narrowed = policy.evaluate(request, to_engine(session), None, owner)
+        if not narrowed.allowed:
+            result = narrowed
+    return request, result
+
+
+@click.command("explain")
+@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
+              help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
+@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL.")
+@click.option("--principal", "principal_arn", required=True, help="User, role or assumed-role ARN.")
+@click.option("--action", required=True, help="For example secretsmanager:GetSecretValue.")
+@click.option("--resource", required=True, help="Resource ARN (a secret's full or partial ARN, or *).")
+@click.option("--context", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="Condition key for the request, e.g. aws:SourceIp=10.0.0.1 (JSON values allowed).")
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="Also list every statement that was considered.")
+def explain(data_dir: str | None, database_url: str | None, principal_arn: str, action: str, resource: str,
+            pairs: tuple[str, ...], region: str, verbose: bool) -> None:
+    """Explain whether PRINCIPAL may perform ACTION on RESOURCE, and which statements decided.
+
+    Uses the stored identity policies of the user or role and, for a secret, its resource
+    policy and tags — the same evaluation the server runs. Exits 0 when allowed, 1 when denied.
+    """
+    from strongroom.config import load_settings
+    from strongroom.storage import open_store
+
+    extra: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--context")
+        extra[key] = _context_value(value)
+    store = open_store(load_settings(data_dir, database_url).database_url)
+    try:
+        request, result = explain_request(store, principal_arn, action, resource, extra, region)
+    finally:
+        store.close()
+    click.echo(policy.explain(result, verbose=verbose))
+    if not result.allowed:
+        click.echo(policy.access_denied_message(request, result))
+    raise SystemExit(0 if result.allowed else 1)
