@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -72,7 +73,7 @@ def strongroom(*args: str, env: dict[str, str], check: bool = True, input: str |
 
 
 def start_server(tmp: Path, *, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = (),
-                 init: bool = True) -> Server:
+                 init: bool = True, scheme: str = "http", verify: str | None = None) -> Server:
     data_dir = tmp / "data"
     env = {
         **os.environ,
@@ -86,20 +87,21 @@ def start_server(tmp: Path, *, extra_env: dict[str, str] | None = None, args: tu
         env.pop(var, None)
     port = free_port()
     if init:
-        strongroom("init", "--endpoint-url", f"http://127.0.0.1:{port}", env=env)
+        strongroom("init", "--endpoint-url", f"{scheme}://127.0.0.1:{port}", env=env)
     log_path = tmp / "server.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "strongroom.cli.main", "serve", "--port", str(port), *args],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text()}")
         try:
-            with urllib.request.urlopen(url + "/health", timeout=1):
+            tls = ssl.create_default_context(cafile=verify) if verify else None
+            with urllib.request.urlopen(url + "/health", timeout=1, context=tls):
                 break
         except OSError:
             time.sleep(0.1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class Settings:
     root_key_source: str = "file"
     root_key_path: Path | None = None
     purge_interval: float = 60.0
+    # The whole [root_key] table (source and its settings), read by strongroom.rootkeys.sources.
+    root_key: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -61,7 +63,8 @@ def load_settings(data_dir: str | os.PathLike[str] | None = None, database_url: 
         or file_cfg.get("storage", {}).get("database_url")
         or f"sqlite:///{root / DB_FILE}"
     )
-    key_path = Path(root_key["path"]) if "path" in root_key else root / ROOT_KEY_FILE
+    # A relative key path is relative to the data directory, so the directory can move.
+    key_path = root / root_key["path"] if "path" in root_key else root / ROOT_KEY_FILE
     return Settings(
         data_dir=root,
         database_url=url,
@@ -69,4 +72,5 @@ def load_settings(data_dir: str | os.PathLike[str] | None = None, database_url: 
         root_key_source=root_key.get("source", "file"),
         root_key_path=key_path,
         purge_interval=float(server.get("purge_interval_seconds", 60.0)),
+        root_key=dict(root_key),
     )

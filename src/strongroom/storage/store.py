@@ -3,19 +3,36 @@
 Writes run in a transaction that takes the write lock up front (SQLite's
 BEGIN IMMEDIATE, row locks on PostgreSQL), so read-modify-write sequences such
 as moving staging labels never interleave.
+
+PostgreSQL runs writes at READ COMMITTED and serializes each read-modify-write
+on the row that owns the data (the secret row for its versions and labels, the
+KMS key row for its material, the account row for IAM entities), taken with
+SELECT ... FOR UPDATE before anything is read: a writer that waited for the
+lock then reads what its predecessor committed, so it neither aborts nor loses
+that write. Reads run at REPEATABLE READ: one snapshot per transaction, the
+same view SQLite's WAL gives a read transaction. docs/deployment.md explains
+the choice; storage/retry.py re-runs the rare transaction a deadlock or a
+concurrent insert of the same key ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 
+from strongroom.storage import notify
 from strongroom.storage import tables as t
 from strongroom.storage.records import AccessKeyRecord, SecretRecord, UserRecord, VersionRecord
+
+if TYPE_CHECKING:
+    from strongroom.storage.notify import ChangeFeed
+
+Q = TypeVar("Q", bound=Select[Any])
 
 
 class Store:
@@ -24,17 +41,38 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # The running server's change feed: committed events reach this process's caches
+        # through it at once; other processes hear them from the database (storage/notify.py).
+        self.feed: ChangeFeed | None = None
 
     @contextmanager
     def write(self) -> Iterator["Tx"]:
         with self.engine.connect() as conn:
             conn = conn.execution_options(strongroom_write=True)
+            tx = Tx(conn, self.is_sqlite, write=True)
             with conn.begin():
-                yield Tx(conn, self.is_sqlite, write=True)
+                yield tx
+            # Committed: only now may caches forget, or they could reload the old row.
+            for topic, key in tx.events:
+                if self.feed is not None:
+                    self.feed.deliver(topic, key)
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
         with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                # One snapshot per transaction, as a SQLite read transaction sees: a reader
+                # never pairs a label read before a concurrent move with versions read after.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield Tx(conn, self.is_sqlite, write=False)
+
+    @contextmanager
+    def snapshot(self) -> Iterator["Tx"]:
+        """A read-only transaction over one consistent snapshot of every table (for backups)."""
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 yield Tx(conn, self.is_sqlite, write=False)
 
@@ -53,10 +91,24 @@ def open_store(url: str, *, pool_size: int = 8) -> Store:
         )
         _configure_sqlite(engine)
     else:
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(
+            postgresql_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,  # a connection the server or a failover closed is replaced, not used
+            # TCP keepalives: a vanished database is noticed in seconds, not hours.
+            connect_args={"application_name": "strongroom", "keepalives": 1, "keepalives_idle": 10,
+                          "keepalives_interval": 5, "keepalives_count": 3},
+        )
     return Store(engine)
+
+
+def postgresql_url(url: str) -> str:
+    """postgresql://... as SQLAlchemy's psycopg 3 URL (the form operators write works as is)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -80,13 +132,40 @@ def _configure_sqlite(engine: Engine) -> None:
 class Tx:
     """Queries inside one transaction."""
 
-    def __init__(self, conn: Connection, is_sqlite: bool, write: bool):
+    def __init__(self, conn: Connection, is_sqlite: bool, write: bool, *, share: bool = False,
+                 events: list[tuple[str, str]] | None = None):
         self.conn = conn
         self.is_sqlite = is_sqlite
         self.write = write
+        self.share = share
+        self.events: list[tuple[str, str]] = [] if events is None else events
 
     def ping(self) -> None:
         self.conn.exec_driver_sql("SELECT 1")
+
+    # -- locking and change events -----------------------------------------
+    def locked(self, query: Q) -> Q:
+        """`query` taking the row locks of this transaction: FOR UPDATE in a write, FOR SHARE
+        in a sharing() view, none in a read or on SQLite (whose writers already run one at a time)."""
+        if self.is_sqlite or not self.write:
+            return query
+        return query.with_for_update(read=self.share)  # type: ignore[return-value]
+
+    def sharing(self) -> "Tx":
+        """This transaction, but its lookups take share locks: for rows it uses without changing
+        (a KMS key sealing a secret's value), so concurrent users of the row don't queue."""
+        return Tx(self.conn, self.is_sqlite, self.write, share=True, events=self.events)
+
+    def lock_account(self, account_id: str) -> None:
+        """Serialize this write with every other write that locks the same account (IAM changes)."""
+        if self.write and not self.is_sqlite:
+            q = select(t.accounts.c.account_id).where(t.accounts.c.account_id == account_id)
+            self.conn.execute(q.with_for_update())
+
+    def publish(self, topic: str, key: str = "*") -> None:
+        """Announce a change to every node's caches once (and only if) this transaction commits."""
+        notify.send(self.conn, self.is_sqlite, topic, key)
+        self.events.append((topic, key))
 
     # -- principals -------------------------------------------------------
     def insert_account(self, account_id: str, name: str, now: float) -> None:
@@ -116,11 +195,10 @@ class Tx:
         return AccessKeyRecord(**row._mapping) if row else None
 
     # -- secrets ----------------------------------------------------------
-    def _secrets_query(self):  # type: ignore[no-untyped-def]
-        q = select(t.secrets)
-        if self.write and not self.is_sqlite:
-            q = q.with_for_update()
-        return q
+    def _secrets_query(self) -> Select[Any]:
+        # In a write, every read of a secret locks its row: the secret row guards its versions
+        # and labels, so two writers of one secret take turns (and never deadlock on children).
+        return self.locked(select(t.secrets))
 
     def secret_by_arn(self, arn: str) -> SecretRecord | None:
         row = self.conn.execute(self._secrets_query().where(t.secrets.c.arn == arn)).first()
@@ -129,8 +207,9 @@ class Tx:
     def secret_by_partial_arn(self, partial_arn: str) -> SecretRecord | None:
         """An ARN without its 6-character suffix."""
         prefix = partial_arn + "-"
+        # substr, not LIKE: SQLite's LIKE ignores case, PostgreSQL's does not; ARNs are case-sensitive.
         q = self._secrets_query().where(
-            t.secrets.c.arn.startswith(prefix, autoescape=True),
+            func.substr(t.secrets.c.arn, 1, len(prefix)) == prefix,
             func.length(t.secrets.c.arn) == len(prefix) + 6,
         )
         row = self.conn.execute(q).first()
@@ -165,9 +244,11 @@ class Tx:
         self.conn.execute(delete(t.secrets).where(t.secrets.c.id == secret_id))
 
     def secrets_due_for_purge(self, deleted_before: float) -> list[SecretRecord]:
-        q = select(t.secrets).where(
+        # Locked, and PostgreSQL re-checks the condition after waiting: a secret restored
+        # meanwhile by another node is skipped, not purged.
+        q = self.locked(select(t.secrets).where(
             t.secrets.c.deletion_date.is_not(None), t.secrets.c.deletion_date <= deleted_before
-        )
+        ))
         return [SecretRecord.from_row(r) for r in self.conn.execute(q)]
 
     def touch_secret_accessed(self, secret_id: int, day: float) -> None:

@@ -296,3 +296,113 @@ root_key_rekeys = Table(
     Column("finished_date", Float),
 )
 # ---- end root keys -------------------------------------------------------------------------
+
+# ---- Scale-out: leases on background work, change events for caches (revision 0006) ----------
+# A lease names the node running one piece of background work until expires_date (database
+# clock); token grows at every change of holder. change_events carries cache invalidations
+# between processes sharing a SQLite file (PostgreSQL uses LISTEN/NOTIFY instead).
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("token", Integer, nullable=False),
+    Column("acquired_date", Float, nullable=False),
+    Column("expires_date", Float, nullable=False),
+)
+
+change_events = Table(
+    "change_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("node", String(128), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("item", String(256), nullable=False),
+    Column("created_date", Float, nullable=False),
+    sqlite_autoincrement=True,  # sequence numbers never reused, so a reader can spot a gap
+)
+Index("ix_change_events_created", change_events.c.created_date)
+# ---- end scale-out -------------------------------------------------------------------------
+
+# ---- Audit & alerts: events, chain head, digests, consumer positions, alert outbox (revision 0005) ----
+# Events are append-only CloudTrail records (already redacted) chained by SHA-256; `record` holds the
+# exact canonical JSON bytes that were hashed. The other event columns are copies for queries.
+from sqlalchemy import BigInteger  # noqa: E402 - kept inside this block so it stays self-contained
+
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid alias
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_time", Float, nullable=False),
+    Column("account_id", String(12)),  # recipientAccountId; NULL when the caller was never identified
+    Column("event_source", String(64), nullable=False),
+    Column("event_name", String(128), nullable=False),
+    Column("read_only", Boolean, nullable=False),
+    Column("principal_arn", String(2048)),
+    Column("username", String(256)),
+    Column("access_key_id", String(32)),
+    Column("error_code", String(128)),
+    Column("resource_names", Text, nullable=False, default=""),  # "|arn|name|" for ResourceName lookups
+    Column("resource_types", Text, nullable=False, default=""),  # "|AWS::SecretsManager::Secret|"
+    Column("record", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_events_time", audit_events.c.event_time)
+Index("ix_audit_events_name", audit_events.c.event_name)
+
+# One row (id 1): the chain's last (seq, hash). Writers lock it, so nodes extend one chain.
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", _SEQ, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_digests = Table(
+    "audit_digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created", Float, nullable=False),
+    Column("first_seq", _SEQ, nullable=False),
+    Column("last_seq", _SEQ, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("digest", Text, nullable=False),  # canonical JSON, the signed bytes
+    Column("signature", String(128), nullable=False),  # Ed25519, hex
+    Column("key_fingerprint", String(64), nullable=False),
+)
+
+# Where each consumer of the event table (a sink, the alert detector) has got to; a lease
+# keeps one process per consumer at a time.
+audit_positions = Table(
+    "audit_positions",
+    metadata,
+    Column("consumer", String(128), primary_key=True),
+    Column("seq", _SEQ, nullable=False),
+    Column("owner", String(64)),
+    Column("lease_until", Float),
+    Column("updated", Float, nullable=False),
+)
+
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(36), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("target", String(2048), nullable=False),  # the webhook URL (its secret stays in config)
+    Column("payload", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", Float, nullable=False),
+    Column("delivered", Float),
+    Column("last_error", String(256)),
+)
+Index("ix_alert_outbox_due", alert_outbox.c.status, alert_outbox.c.next_attempt)
+# ---- end Audit & alerts ------------------------------------------------------------------------
