@@ -96,6 +96,40 @@ def context_switches(pid: int) -> int:
     return total
 
 
+AUDIT_SERIES = ("strongroom_audit_batch_size_sum", "strongroom_audit_batch_size_count",
+                "strongroom_audit_commit_seconds_sum", "strongroom_audit_commit_seconds_count")
+
+
+def scrape_audit(port: int) -> dict[str, float] | None:
+    """The audit writer's batch and commit counters from strongroom's /metrics, if it serves them."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return None
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in AUDIT_SERIES:
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out if len(out) == len(AUDIT_SERIES) else None
+
+
+def audit_delta(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
+    if not before or not after:
+        return None
+    batches = after["strongroom_audit_batch_size_count"] - before["strongroom_audit_batch_size_count"]
+    if batches <= 0:
+        return None
+    events = after["strongroom_audit_batch_size_sum"] - before["strongroom_audit_batch_size_sum"]
+    commit_s = after["strongroom_audit_commit_seconds_sum"] - before["strongroom_audit_commit_seconds_sum"]
+    return {"batches": batches, "events": events, "events_per_batch": events / batches,
+            "commit_ms_mean": commit_s / batches * 1000}
+
+
 def stop(proc: subprocess.Popen[Any] | None, name: str) -> None:
     """Terminate one process we started, by its pid; kill it if it lingers."""
     if proc is None or proc.poll() is not None:
@@ -143,7 +177,7 @@ class Target:
 class Strongroom(Target):
     name = "strongroom"
 
-    def __init__(self, work: Path, cpus: set[int] | None, log_level: str):
+    def __init__(self, work: Path, cpus: set[int] | None, log_level: str, switch_interval: float | None = None):
         self.work = work
         self.port = free_port()
         env = {**os.environ,
@@ -154,8 +188,10 @@ class Strongroom(Target):
                     "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "STRONGROOM_DATABASE_URL"):
             env.pop(var, None)
         cli = [sys.executable, "-m", "strongroom.cli.main"]
-        subprocess.run([*cli, "init", "--endpoint-url", f"http://127.0.0.1:{self.port}"], env=env, check=True,
-                       capture_output=True, timeout=120)
+        done = subprocess.run([*cli, "init", "--endpoint-url", f"http://127.0.0.1:{self.port}"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"strongroom init failed:\n{done.stderr[-2000:]}")
         creds = configparser.ConfigParser()
         creds.read(work / "aws" / "credentials")
         conf = configparser.ConfigParser()
@@ -164,8 +200,13 @@ class Strongroom(Target):
                             "secret_key": creds["strongroom"]["aws_secret_access_key"],
                             "region": conf["profile strongroom"]["region"]}
         self.log_path = work / "server.log"
+        serve = cli
+        if switch_interval is not None:  # an experiment: the same server with another GIL switch interval
+            serve = [sys.executable, "-c", "import runpy, sys; sys.argv[0] = 'strongroom'; "
+                     f"sys.setswitchinterval({switch_interval!r}); "
+                     "runpy.run_module('strongroom.cli.main', run_name='__main__', alter_sys=True)"]
         with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([*cli, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            self.proc = subprocess.Popen([*serve, "serve", "--host", "127.0.0.1", "--port", str(self.port),
                                           "--log-level", log_level],
                                          env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pinner(cpus))
         wait_listening(self.port, self.proc, self.name, "/health")
@@ -271,7 +312,7 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
             idle += n
             continue
         total += n
-        threads["worker threads (anyio)" if frames[0].startswith("threading.py:") else "event loop thread"] += n
+        threads[_thread_kind(frames)] += n
         self_c[frames[-1]] += n
         for f in set(frames):
             incl_c[f] += n
@@ -285,6 +326,18 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
         "self": [(f, round(100 * n / total, 1)) for f, n in self_c.most_common(top)],
         "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl_c.most_common(top * 2)],
     }
+
+
+def _thread_kind(frames: list[str]) -> str:
+    if not frames[0].startswith("threading.py:"):
+        return "event loop thread (uvicorn, Starlette, handler)"
+    if any(f.startswith("strongroom/audit/writer.py") for f in frames):
+        return "audit writer thread"
+    if any(f.startswith("strongroom/audit/") for f in frames):
+        return "audit forwarder/other audit thread"
+    if any(f.startswith("anyio/") for f in frames):
+        return "anyio worker threads (SigV4, operation)"
+    return "other threads"
 
 
 def _short(frame: str) -> str:
@@ -315,6 +368,7 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
     timer.start()
     result: dict[str, Any] | None = None
     cpu0 = server_cpu = None
+    audit0 = audit = None
     switches, sys_share = 0, 0.0
     profiler = None
     try:
@@ -323,6 +377,8 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
         proc.stdin.close()
         for line in proc.stdout:
             if line.startswith("phase measure"):
+                if isinstance(target, Strongroom):
+                    audit0 = scrape_audit(port)
                 if server_pid is not None:
                     cpu0 = (cpu_seconds(server_pid), time.perf_counter())
                     cs0 = context_switches(server_pid)
@@ -330,6 +386,8 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
                 if profile_out is not None and server_pid is not None:
                     profiler = Profiler(server_pid, cfg["seconds"], profile_out, args.profile_gil, args.profile_rate)
             elif line.startswith("phase done"):
+                if isinstance(target, Strongroom):
+                    audit = audit_delta(audit0, scrape_audit(port))
                 if cpu0 is not None and server_pid is not None:
                     cpu1 = (cpu_seconds(server_pid), time.perf_counter())
                     server_cpu = (cpu1[0] - cpu0[0]) / (cpu1[1] - cpu0[1])
@@ -352,6 +410,8 @@ def drive(target: Target | None, port: int, credentials: dict[str, str], op: str
         if result["requests"]:
             result["server_context_switches_per_request"] = switches / result["requests"]
         result["server_kernel_share_of_cpu"] = sys_share
+    if audit is not None:
+        result["audit_writer"] = audit
     if profiler is not None:
         result["profile"] = profiler.finish()
     return result
@@ -454,8 +514,11 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dic
                 "rounds": len(rs),
             }
         if "strongroom" in out[op] and "moto" in out[op] and out[op]["moto"]["throughput_rps"] > 0:
+            pairs = zip(by_target["strongroom"], by_target["moto"])
             out[op]["ratio_strongroom_over_moto"] = {
-                "throughput": out[op]["strongroom"]["throughput_rps"] / out[op]["moto"]["throughput_rps"]}
+                "throughput": out[op]["strongroom"]["throughput_rps"] / out[op]["moto"]["throughput_rps"],
+                "per_round": [round(a["throughput_rps"] / b["throughput_rps"], 3) for a, b in pairs
+                              if b["throughput_rps"] > 0]}
     return out
 
 
@@ -464,6 +527,8 @@ def table(summary: dict[str, Any], ceiling: dict[str, Any] | None) -> str:
             "| generator CPU |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for op, by_target in summary.items():
+        if not isinstance(by_target, dict):
+            continue
         for target in ("strongroom", "moto"):
             s = by_target.get(target)
             if s is None:
@@ -473,7 +538,9 @@ def table(summary: dict[str, Any], ceiling: dict[str, Any] | None) -> str:
                         f"| {s['server_cpu_us_per_request']:,.0f} | {100 * s['generator_cpu_util']:.0f}% |")
         ratio = by_target.get("ratio_strongroom_over_moto")
         if ratio:
-            rows.append(f"| {OPS[op]} | **strongroom / moto** | **{ratio['throughput']:.2f}x** | | | | | | |")
+            rounds = ratio["per_round"]
+            spread = f"rounds: {min(rounds):.2f}x to {max(rounds):.2f}x" if len(rounds) > 1 else ""
+            rows.append(f"| {OPS[op]} | **strongroom / moto** | **{ratio['throughput']:.2f}x** | {spread} | | | | | |")
     if ceiling:
         rows.append(f"| (generator ceiling) | trivial server | {ceiling['throughput_rps']:,.0f} "
                     f"| {ceiling['latency_ms']['p50']:.2f} | {ceiling['latency_ms']['p99']:.2f} "
@@ -505,6 +572,8 @@ def parse_args(argv: list[str] | None, default_ops: str, description: str) -> ar
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="strongroom's log level, as `strongroom serve --log-level` "
                         "(info, its default, logs one line per request)")
+    p.add_argument("--switch-interval", type=float, default=None,
+                   help="experiment: run strongroom with sys.setswitchinterval(SECONDS) (Python's default: 0.005)")
     p.add_argument("--profile", action="store_true",
                    help="attach py-spy to strongroom during each measured window (slows it; figures are then "
                         "not comparable) and print the top functions")
@@ -555,7 +624,8 @@ def main(argv: list[str] | None, default_ops: str, description: str) -> int:
                 f"(generator CPU {100 * ceiling['generator_cpu_util']:.0f}%)")
         for t in args.targets:
             log(f"starting {t}")
-            targets[t] = Strongroom(work / "strongroom", args.server_cpus, args.log_level) if t == "strongroom" \
+            targets[t] = Strongroom(work / "strongroom", args.server_cpus, args.log_level,
+                                    args.switch_interval) if t == "strongroom" \
                 else Moto(work, args.server_cpus)
             if args.server_cpus:
                 got = os.sched_getaffinity(targets[t].proc.pid)  # type: ignore[union-attr]
@@ -589,6 +659,10 @@ def main(argv: list[str] | None, default_ops: str, description: str) -> int:
                         f"{r.get('server_context_switches_per_request', 0):.1f} ctx switches/req, "
                         f"{100 * r.get('server_kernel_share_of_cpu', 0):.0f}% in kernel)  "
                         f"generator CPU {100 * r['generator_cpu_util']:.0f}%")
+                    if "audit_writer" in r:
+                        a = r["audit_writer"]
+                        log(f"  audit writer: {a['events']:,.0f} events in {a['batches']:,.0f} commits "
+                            f"({a['events_per_batch']:.1f} per commit, {a['commit_ms_mean']:.2f} ms per commit)")
                     if r["error_samples"]:
                         log(f"  first errors: {r['error_samples'][:2]}")
                     if "profile" in r:

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import random
-import resource
 import string
 import sys
 import time
@@ -91,6 +90,10 @@ class ResponseParser:
         return None  # body delimited by close: not supported for keep-alive measurement
 
 
+class UnparsedResponse(Exception):
+    pass
+
+
 class Conn(asyncio.Protocol):
     def __init__(self) -> None:
         self.parser = ResponseParser()
@@ -104,7 +107,13 @@ class Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.parser.feed(data)
         if self.waiter is not None and not self.waiter.done():
-            got = self.parser.pop()
+            try:
+                got = self.parser.pop()
+            except ValueError as exc:  # a response we cannot frame: count it, drop the connection
+                self.waiter.set_exception(UnparsedResponse(str(exc)))
+                if self.transport is not None:
+                    self.transport.close()
+                return
             if got is not None:
                 self.waiter.set_result(got)
 
@@ -204,6 +213,11 @@ async def run_phase(job: Job, conns: int, seconds: float, record: bool) -> dict[
                 consecutive += 1
                 conn = None
                 continue
+            except UnparsedResponse:
+                failures["unparsed"] += 1
+                consecutive += 1
+                conn = None
+                continue
             t1 = perf_ns()
             consecutive = 0
             latencies.append(t1 - t0)
@@ -220,20 +234,19 @@ async def run_phase(job: Job, conns: int, seconds: float, record: bool) -> dict[
         if conn is not None and conn.transport is not None:
             conn.transport.close()
 
-    ru0, cpu0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(conns)))
     elapsed = time.perf_counter() - t0
     if record:
         say("phase done")  # the harness stops its server CPU clock here
     cpu = time.process_time() - cpu0
-    del ru0
     ok = statuses.get(200, 0)
     out: dict[str, Any] = {
         "elapsed_s": elapsed,
         "requests": len(latencies),
         "ok": ok,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "errors": len(latencies) - ok + failures["io"] + failures["connect"] + bad_bodies,
+        "errors": len(latencies) - ok + failures["io"] + failures["connect"] + failures["unparsed"] + bad_bodies,
         "failures": failures,
         "bad_bodies": bad_bodies,
         "error_samples": samples,

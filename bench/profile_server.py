@@ -7,11 +7,12 @@ The server is built exactly as `strongroom serve` builds it (strongroom.server.o
 and create_app on a data directory made by `strongroom init`), then measured three ways,
 pinned to one core:
 
-  asgi      the Starlette app driven in-process by C concurrent tasks on uvloop:
-            everything but uvicorn's HTTP parsing and the sockets;
+  asgi      the Starlette app, inside its lifespan (audit writer running), driven in-process
+            by C concurrent tasks on uvloop, then by one, then by C with the gateway's observer
+            (audit record + metrics per call) switched off: everything but uvicorn and sockets;
   pipeline  the steps of http.app's handler called synchronously in one thread
             (SigV4 authentication, JSON decode, model validation, the service
-            operation, response encoding): no event loop, no thread hops;
+            operation, response encoding): no event loop, no thread hops, no audit;
   cprofile  the pipeline under cProfile: the top functions, per request.
 
 Comparing these with the server CPU per request that bench/getsecretvalue.py measures
@@ -94,8 +95,11 @@ class Bench:
                "AWS_CONFIG_FILE": str(self.work / "aws" / "config"),
                "AWS_SHARED_CREDENTIALS_FILE": str(self.work / "aws" / "credentials")}
         env.pop("STRONGROOM_DATABASE_URL", None)
-        subprocess.run([sys.executable, "-m", "strongroom.cli.main", "init", "--endpoint-url", f"http://{HOST}"],
-                       env=env, check=True, capture_output=True, timeout=120)
+        done = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "init", "--endpoint-url",
+                               f"http://{HOST}"], env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise SystemExit(f"strongroom init failed:\n{done.stderr[-2000:]}")
         creds = configparser.ConfigParser()
         creds.read(self.work / "aws" / "credentials")
         conf = configparser.ConfigParser()
@@ -137,6 +141,32 @@ class Bench:
             st, body = await call_asgi(self.app, *signed(self.signer, "secretsmanager.GetSecretValue",
                                                          {"SecretId": name}))
             assert st == 200, body
+
+    async def in_lifespan(self, op: str, seconds: float, conns: int) -> dict[str, Any]:
+        """Seed, prime and the ASGI runs, inside the app's lifespan (audit writer, background tasks)."""
+        out: dict[str, Any] = {}
+        async with self.app.router.lifespan_context(self.app):
+            t0 = time.perf_counter()
+            await self.seed()
+            out["seed_seconds"] = time.perf_counter() - t0
+            print(f"seeded and primed {self.args.secrets} secrets in {out['seed_seconds']:.1f} s", file=sys.stderr)
+            gateway = self.rt.gateway
+            observer = getattr(gateway, "observer", None)
+            on: list[dict[str, Any]] = []
+            off: list[dict[str, Any]] = []
+            for _ in range(self.args.rounds):  # alternate, so load on the machine hits both alike
+                on.append(await self.asgi(op, seconds, conns))
+                if observer is not None:  # the same, without the audit record and metrics of each call
+                    gateway.observer = None
+                    try:
+                        off.append(await self.asgi(op, seconds, conns))
+                    finally:
+                        gateway.observer = observer
+            out[f"asgi_{conns}"] = median_run(on)
+            if off:
+                out[f"asgi_{conns}_no_observer"] = median_run(off)
+            out["asgi_1"] = await self.asgi(op, seconds, 1)
+        return out
 
     async def asgi(self, op: str, seconds: float, conns: int) -> dict[str, Any]:
         pool = [self.request(op) for _ in range(int(self.args.pool))]
@@ -228,6 +258,15 @@ class Bench:
             stages[keys[2]] += t3 - t2
             stages[keys[3]] += t4 - t3
         return stages
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median CPU per request, with every run's figure alongside."""
+    ordered = sorted(runs, key=lambda r: r["cpu_us_per_request"])
+    out = dict(ordered[len(ordered) // 2])
+    out["rounds_cpu_us_per_request"] = [round(r["cpu_us_per_request"]) for r in runs]
+    out["rounds_rps"] = [round(r["rps"]) for r in runs]
+    return out
 
 
 class PySpy:
@@ -358,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="seconds of in-process ASGI load")
     p.add_argument("--connections", type=int, default=16, help="concurrent in-process ASGI requests")
     p.add_argument("--pool", type=int, default=20000, help="pre-signed requests for the ASGI run")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="ASGI runs with the observer on and off, alternating; medians are reported")
     p.add_argument("--value-size", type=int, default=64)
     p.add_argument("--core", type=int, default=0, help="core to pin to (-1: do not pin)")
     p.add_argument("--spy-rate", type=int, default=500, help="py-spy samples per second")
@@ -372,10 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         run = asyncio.run
     b = Bench(args)
     try:
-        t0 = time.perf_counter()
-        run(b.seed())
-        print(f"seeded and primed {args.secrets} secrets in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        asgi = run(b.asgi(args.op, args.seconds, args.connections))
+        asgi = run(b.in_lifespan(args.op, args.seconds, args.connections))
         plain = b.pipeline(args.op, args.requests, profile=False)
         spy = None if args.no_py_spy else b.pipeline(args.op, args.requests, profile="py-spy")
         prof = b.pipeline(args.op, args.requests, profile=True)
@@ -386,8 +424,14 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}-profile-inprocess-{args.op}.json"
     out.write_text(json.dumps(report, indent=2))
-    print(f"in-process ASGI, {args.connections} concurrent: {asgi['rps']:,.0f} req/s, "
-          f"{asgi['cpu_us_per_request']:,.0f} µs CPU/request, errors {asgi['errors']}")
+    for key, label in ((f"asgi_{args.connections}", f"{args.connections} concurrent"), ("asgi_1", "1 at a time"),
+                       (f"asgi_{args.connections}_no_observer",
+                        f"{args.connections} concurrent, observer off (no audit record, no metrics)")):
+        if key in asgi:
+            a = asgi[key]
+            rounds = f" (rounds: {a['rounds_cpu_us_per_request']} µs)" if "rounds_cpu_us_per_request" in a else ""
+            print(f"in-process ASGI, {label}: {a['rps']:,.0f} req/s, {a['cpu_us_per_request']:,.0f} µs CPU/request "
+                  f"(all threads){rounds}, errors {a['errors']}")
     print(f"synchronous pipeline: {plain['cpu_us_per_request']:,.0f} µs CPU/request "
           f"({1e6 / plain['cpu_us_per_request']:,.0f} req/s on one core; wall {plain['wall_us_per_request']:,.0f} µs)")
     for k, v in plain["stages_us"].items():

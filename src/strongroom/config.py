@@ -41,8 +41,14 @@ class Settings:
     root_key_source: str = "file"
     root_key_path: Path | None = None
     purge_interval: float = 60.0
+    lease_seconds: float = 15.0  # background work moves to another node this long after its holder dies
+    cache_ttl: float = 5.0  # credential and policy caches: the bound on staleness if a change event is lost
     # The whole [root_key] table (source and its settings), read by strongroom.rootkeys.sources.
     root_key: dict[str, Any] = field(default_factory=dict)
+    # The [audit], [alerts] and [metrics] tables, read by strongroom.monitoring.
+    audit: dict[str, Any] = field(default_factory=dict)
+    alerts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -72,5 +78,10 @@ def load_settings(data_dir: str | os.PathLike[str] | None = None, database_url: 
         root_key_source=root_key.get("source", "file"),
         root_key_path=key_path,
         purge_interval=float(server.get("purge_interval_seconds", 60.0)),
+        lease_seconds=float(server.get("lease_seconds", 15.0)),
+        cache_ttl=float(server.get("cache_ttl_seconds", 5.0)),
         root_key=dict(root_key),
+        audit=dict(file_cfg.get("audit", {})),
+        alerts=dict(file_cfg.get("alerts", {})),
+        metrics=dict(file_cfg.get("metrics", {})),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ class Principal:
     role_arn: str = ""
     session_name: str = ""
     session_expiration: float | None = None
+    session_created: float | None = None  # when AssumeRole issued the session (CloudTrail's creationDate)
     session_policy: str | None = None  # inline session policy (JSON text) from AssumeRole
     session_policy_arns: tuple[str, ...] = ()  # managed session policies from AssumeRole
     transitive_tag_keys: tuple[str, ...] = ()
@@ -48,3 +50,9 @@ class RequestContext:
     @property
     def account_id(self) -> str:
         return self.principal.account_id
+
+
+# The request a service operation is serving, for collaborators deep inside it that must act as
+# the caller (the KMS keyring under Secrets Manager evaluates key policies for the caller) without
+# every function between them carrying it. Set by the service's `call`; None for background work.
+current_request: ContextVar[RequestContext | None] = ContextVar("strongroom_current_request", default=None)

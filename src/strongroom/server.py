@@ -10,33 +10,69 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
 
 from strongroom.auth.credentials import CredentialResolver
+from strongroom.background import BackgroundWork, Job
 from strongroom.config import Settings, load_settings
 from strongroom.crypto.keyring import RootKeyring
-from strongroom.crypto.rootkey import FileRootKey, RootKey, RootKeyError
+from strongroom.crypto.rootchain import SEALED_MESSAGE, SealedError
+from strongroom.crypto.rootkey import RootKey
+from strongroom.http import admin
 from strongroom.http.app import Gateway, build_app
+from strongroom.monitoring import Monitoring, attach as attach_monitoring
+from strongroom.http.rest import lambda_routes
+from strongroom.rotation.dispatch import FunctionInvoker, endpoint_from
+from strongroom.rotation.engine import RotationEngine
+from strongroom.rotation.functions import FunctionRegistry
+from strongroom.rotation.scheduler import RotationScheduler, settings_from_env
+from strongroom.services.functions import Functions
+from strongroom.rootkeys.manager import RootKeys
 from strongroom.services import iam, sts
 from strongroom.services.kms import Kms, KmsDeps, run_maintenance
 from strongroom.services.kms.keyring import KmsKeyring
+from strongroom.services.kms.keys import KEY_CHANGED
+from strongroom.services.iam.core import IAM_CHANGED
 from strongroom.services.iam.principals import PolicyCache
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.core import Deps
 from strongroom.services.secretsmanager.secrets import purge_deleted
 from strongroom.storage import Store, open_store
 from strongroom.storage.migrate import upgrade
+from strongroom.storage.notify import ChangeFeed, open_feed
 
 log = logging.getLogger("strongroom")
 
 
 def load_root_key(settings: Settings) -> RootKey:
-    if settings.root_key_source != "file":
-        raise RootKeyError(f"unknown root key source {settings.root_key_source!r}")
-    assert settings.root_key_path is not None
-    return FileRootKey.load(settings.root_key_path)
+    """The root key for local commands (config.toml's source, and both keys of a running rekey).
+
+    A passphrase source is unsealed from the file $STRONGROOM_PASSPHRASE_FILE names
+    (the passphrase, or one share per line); otherwise it raises SealedError.
+    """
+    store = open_store(settings.database_url)
+    try:
+        keys = RootKeys(settings, store)
+        keys.load()
+        unseal_file = os.environ.get("STRONGROOM_PASSPHRASE_FILE")
+        if keys.sealed and unseal_file:
+            lines = [ln.strip() for ln in open(unseal_file, encoding="utf-8").read().splitlines() if ln.strip()]
+            status = keys.status().get("unseal", {})
+            for line in lines if status.get("mode") == "shares" else lines[:1]:
+                if status.get("mode") == "shares":
+                    keys.unseal(share=line, resume=False)
+                else:
+                    keys.unseal(passphrase_text=line, resume=False)
+        if keys.sealed:
+            raise SealedError(SEALED_MESSAGE.replace("run `strongroom unseal`",
+                                                     "set STRONGROOM_PASSPHRASE_FILE for local commands"))
+        keys.store = None  # nothing more to read; the chain keeps the loaded keys
+        return keys.chain
+    finally:
+        store.close()
 
 
 @dataclass
@@ -47,21 +83,40 @@ class Runtime:
     deps: Deps
     gateway: Gateway
     kms: KmsDeps | None = None
+    keys: RootKeys | None = None
+    feed: ChangeFeed | None = None
+    background: BackgroundWork | None = None
+    monitoring: Monitoring | None = None  # audit trail, alerts, metrics
+    functions: Functions | None = None  # rotation functions (Lambda API)
+    rotation: RotationEngine | None = None
 
 
 def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
-    root = load_root_key(settings)
     store = open_store(settings.database_url)
     if migrate:
         upgrade(store)
+    # Sealed (empty) for a passphrase source until `strongroom unseal`; every component shares the chain.
+    keys = RootKeys(settings, store)
+    keys.load()
+    root = keys.chain
     kms_deps = KmsDeps(store=store, root=root)
     # Secrets are sealed under KMS keys; versions sealed before KMS existed still open via the root keyring.
     deps = Deps(store=store, keyring=KmsKeyring(kms_deps, legacy=RootKeyring(root)))
     sm = SecretsManager(deps)
     kms = Kms(kms_deps)
-    resolver = CredentialResolver(store, root)
+    resolver = CredentialResolver(store, root, ttl=settings.cache_ttl)
+    policies = PolicyCache(store, ttl=settings.cache_ttl)
+    feed = open_feed(store)
+    store.feed = feed
+    _invalidate_on_change(feed, resolver, policies, kms_deps)
+
+    monitoring: Monitoring | None = None
 
     def ready() -> tuple[bool, str]:
+        if keys.sealed:
+            return False, "sealed"
+        if monitoring is not None and not monitoring.audit.alive():
+            return False, "audit writer not running"
         try:
             with store.read() as tx:
                 tx.ping()
@@ -70,35 +125,94 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         return True, "ready"
 
     gateway = Gateway(services={sm.target_prefix: sm, kms.target_prefix: kms}, resolver=resolver, ready=ready,
-                      policies=PolicyCache(store))
+                      policies=policies, sealed=lambda: keys.sealed)
     iam_deps = iam.Deps(store=store, root=root, on_key_changed=[resolver.invalidate])
     gateway.query_services.update({"iam": iam.IAM(iam_deps), "sts": sts.STS(iam_deps)})
-    return Runtime(settings, store, root, deps, gateway, kms=kms_deps)
+    monitoring = attach_monitoring(settings, store, gateway)  # after every service is in place
+    jobs = [Job("purge-deleted-secrets", partial(_purge, deps), settings.purge_interval),
+            Job("kms-maintenance", partial(run_maintenance, kms_deps), settings.purge_interval)]
+    background = BackgroundWork(store, jobs, lease_ttl=settings.lease_seconds)
+    registry = FunctionRegistry(store, root, settings.data_dir / "functions")
+    invoker = FunctionInvoker(registry, deps, root, endpoint_from(settings.data_dir))
+    rotation = RotationEngine(deps, invoker, settings_from_env()[2])
+    return Runtime(settings, store, root, deps, gateway, kms=kms_deps, keys=keys, feed=feed,
+                   functions=Functions(registry, invoker), rotation=rotation,
+                   background=background, monitoring=monitoring)
 
 
-async def _purge_loop(rt: Runtime) -> None:
+def _invalidate_on_change(feed: ChangeFeed, resolver: CredentialResolver, policies: PolicyCache,
+                          kms: KmsDeps) -> None:
+    """Caches drop what any node changed: this node's changes at commit, others' through the feed."""
+
+    def iam_changed(_account_id: str) -> None:
+        resolver.invalidate()
+        policies.invalidate()
+
+    feed.subscribe(IAM_CHANGED, iam_changed)
+    feed.subscribe(KEY_CHANGED, lambda key_id: kms.cache.invalidate(None if key_id == "*" else key_id))
+
+
+def _purge(deps: Deps) -> int:
+    n = purge_deleted(deps)
+    if n:
+        log.info("purged secrets past their recovery window", extra={"count": n})
+    return n
+
+
+async def _root_key_loop(keys: RootKeys) -> None:
+    """Follow rekeys other processes start or finish; resume one a crash interrupted."""
+    await asyncio.to_thread(keys.resume_rekey)
     while True:
+        await asyncio.sleep(1.0)
         try:
-            n = await asyncio.to_thread(purge_deleted, rt.deps)
-            if n:
-                log.info("purged secrets past their recovery window", extra={"count": n})
-            if rt.kms is not None:
-                await asyncio.to_thread(run_maintenance, rt.kms)  # KMS key deletion and rotation
-        except Exception as exc:  # noqa: BLE001 - a failed pass is retried on the next tick
-            log.error("purge failed: %s", type(exc).__name__)
-        await asyncio.sleep(rt.settings.purge_interval)
+            await asyncio.to_thread(keys.refresh)
+        except Exception as exc:  # noqa: BLE001 - retried in a second; requests keep the keys they have
+            log.warning("root key refresh failed: %s", type(exc).__name__)
 
 
-def create_app(rt: Runtime) -> Starlette:
+async def _rotation_loop(engine: RotationEngine) -> None:
+    """Run due rotations (docs/rotation.md); every process runs one, leases share the work."""
+    interval, concurrency, _ = settings_from_env()
+    await RotationScheduler(engine, interval=interval, concurrency=concurrency).run()
+
+
+def create_app(rt: Runtime, admin_token: str | None = None) -> Starlette:
+    """The ASGI app; with `admin_token`, also the local admin endpoint (unseal, rekey)."""
     app = build_app(rt.gateway)
+    if rt.functions is not None:
+        app.router.routes.extend(lambda_routes(rt.gateway, rt.functions))
+    if rt.monitoring is not None:
+        app.router.routes.extend(rt.monitoring.routes())
+    if admin_token and rt.keys is not None:
+        app.router.routes.extend(admin.admin_routes(rt.keys, admin_token))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(_purge_loop(rt))
+        if rt.feed is not None:
+            await asyncio.to_thread(rt.feed.start)
+        if rt.monitoring is not None:
+            await rt.monitoring.start()
+        task = asyncio.create_task(rt.background.run()) if rt.background is not None else None
+        rotation_task = asyncio.create_task(_rotation_loop(rt.rotation)) if rt.rotation is not None else None
+        keys_task = asyncio.create_task(_root_key_loop(rt.keys)) if rt.keys is not None else None
         try:
             yield
         finally:
-            task.cancel()
+            if rotation_task is not None:
+                rotation_task.cancel()
+            if keys_task is not None:
+                keys_task.cancel()
+                await asyncio.to_thread(rt.keys.stop)  # type: ignore[union-attr]
+            if admin_token:  # here, not after uvicorn.run: uvicorn re-raises SIGTERM once shut down
+                admin.withdraw(rt.settings.data_dir, admin_token)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # releases the background lease for the next node
+            if rt.monitoring is not None:
+                await rt.monitoring.stop()
+            if rt.feed is not None:
+                await asyncio.to_thread(rt.feed.close)
             rt.store.close()
 
     app.router.lifespan_context = lifespan
@@ -109,7 +223,7 @@ def app_from_env() -> Starlette:
     """Factory for uvicorn workers: settings come from the environment `serve` sets."""
     configure_logging()
     settings = load_settings(os.environ.get("STRONGROOM_DATA_DIR"), os.environ.get("STRONGROOM_DATABASE_URL"))
-    return create_app(open_runtime(settings))
+    return create_app(open_runtime(settings), os.environ.get("STRONGROOM_ADMIN_TOKEN"))
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,22 +11,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, strongroom
+from tests.conftest import Server, denied, strongroom
+from tests.conftest import policy_doc as policy
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def denied(call: Any, **kw: Any) -> str:
-    with pytest.raises(ClientError) as exc:
-        call(**kw)
-    assert exc.value.response["Error"]["Code"] == "AccessDeniedException", exc.value.response["Error"]
-    return str(exc.value.response["Error"]["Message"])
 
 
 def user_client(server: Server, iam: Any, *statements: dict[str, Any], service: str = "secretsmanager") -> Any:
@@ -181,9 +173,16 @@ def second_account(server: Server) -> Any:
 
 
 def test_second_account_needs_both_sides_to_allow(server, sm, name, second_account):
-    arn = sm.create_secret(Name=name, SecretString="cross-account")["ARN"]
     other_sm = second_account.client("secretsmanager", endpoint_url=server.url)
     other_id = second_account.client("sts", endpoint_url=server.url).get_caller_identity()["Account"]
+    own_id = server.client("sts").get_caller_identity()["Account"]
+    # As in AWS, another account reads a secret only under a customer managed key whose policy
+    # lets it decrypt: the AWS managed key's policy admits its own account alone.
+    key = server.client("kms").create_key(Policy=policy(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{own_id}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"}, "Action": "kms:Decrypt",
+         "Resource": "*"}))["KeyMetadata"]
+    arn = sm.create_secret(Name=name, SecretString="cross-account", KmsKeyId=key["Arn"])["ARN"]
     # The other account's administrator may do anything in its own account, not in ours.
     denied(other_sm.get_secret_value, SecretId=arn)
     sm.put_resource_policy(SecretId=arn, ResourcePolicy=policy(
@@ -195,3 +194,9 @@ def test_second_account_needs_both_sides_to_allow(server, sm, name, second_accou
     mine = other_sm.create_secret(Name=name, SecretString="theirs")["ARN"]
     assert f":{other_id}:" in mine and mine != arn
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "cross-account"
+    # Under the AWS managed key, the resource policy alone is not enough.
+    managed = sm.create_secret(Name=name + "-managed", SecretString="x")["ARN"]
+    sm.put_resource_policy(SecretId=managed, ResourcePolicy=policy(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"},
+         "Action": "secretsmanager:GetSecretValue", "Resource": "*"}))
+    assert denied(other_sm.get_secret_value, SecretId=managed) == "Access to KMS is not allowed"

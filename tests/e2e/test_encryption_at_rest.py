@@ -2,7 +2,8 @@
 
 A dedicated server (debug logging) receives distinctive values through every
 path that carries one, successful or refused; then every byte of every file in
-its data directory (strongroom.db, -wal, -shm, ...) and its log is searched.
+its data directory, its database's files (strongroom.db, -wal, -shm; or the
+PostgreSQL database's files and write-ahead log) and its log are searched.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, start_server
+from tests.conftest import Backend, Server, start_server
 from tests.e2e.support import send, signed_request
 
 LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotator"
@@ -50,9 +51,9 @@ class Registry:
 
 
 @pytest.fixture(scope="module")
-def dedicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Credentials]]:
+def dedicated(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[tuple[Server, Credentials]]:
     tmp = tmp_path_factory.mktemp("at-rest")
-    srv = start_server(tmp, args=("--log-level", "debug"))
+    srv = start_server(tmp, args=("--log-level", "debug"), backend=backend)
     parser = configparser.ConfigParser()
     parser.read(srv.env["AWS_SHARED_CREDENTIALS_FILE"])
     section = parser[srv.profile]
@@ -115,8 +116,13 @@ def write_everything(srv: Server, creds: Credentials, reg: Registry) -> list[str
 
 def files_of(srv: Server) -> dict[str, bytes]:
     out = {str(p.relative_to(srv.data_dir)): p.read_bytes() for p in srv.data_dir.rglob("*") if p.is_file()}
+    out.update({f"db:{p.name}": p.read_bytes() for p in srv.database_files()})
     out["server.log"] = srv.log_path.read_bytes()
     return out
+
+
+def database_bytes(files: dict[str, bytes]) -> bytes:
+    return b"".join(data for name, data in files.items() if name.startswith("db:"))
 
 
 def leaks(files: dict[str, bytes], reg: Registry) -> list[str]:
@@ -132,16 +138,16 @@ def test_no_secret_value_reaches_disk_or_log(dedicated):
     reg.forms[creds.secret_key.encode()] = "access key secret"
 
     running = files_of(srv)
-    assert {"strongroom.db", "strongroom.db-wal"} <= set(running), sorted(running)
+    assert database_bytes(running), sorted(running)
     # Positive control: the scan does find what is stored in plaintext by design.
     assert all(any(n.encode() in data for data in running.values()) for n in names)
-    assert b"metadata is plaintext" in running["strongroom.db"] + running.get("strongroom.db-wal", b"")
+    assert b"metadata is plaintext" in database_bytes(running)
     assert b"PutSecretValue" in running["server.log"]  # the log records requests, so it was worth scanning
     assert leaks(running, reg) == []
 
-    srv.stop()  # closing checkpoints the WAL into the database file
+    srv.stop()  # closing checkpoints the WAL into the database file (PostgreSQL: database_files checkpoints)
     stopped = files_of(srv)
-    assert any(n.encode() in stopped["strongroom.db"] for n in names)
+    assert all(n.encode() in database_bytes(stopped) for n in names)
     assert leaks(stopped, reg) == []
-    assert os.path.getsize(srv.data_dir / "strongroom.db") > 0
+    assert sum(os.path.getsize(p) for p in srv.database_files()) > 0
     assert Path(srv.log_path).stat().st_size > 0

@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, start_server
+from tests.conftest import Backend, Server, start_server
 
 DAY = 86400.0
 
@@ -38,15 +38,18 @@ def other_account_client(server: Server, service: str = "kms"):  # type: ignore[
     """A client signed by a user of a second account, made directly in the server's database."""
     from strongroom.auth.credentials import create_access_key, create_user, new_account_id
     from strongroom.crypto.rootkey import FileRootKey
-    from strongroom.storage import open_store
+    from strongroom.storage import iam_store, open_store
 
     root = FileRootKey.load(server.data_dir / "root.key")
-    store = open_store(f"sqlite:///{server.data_dir / 'strongroom.db'}")
+    store = open_store(server.database_url)
     try:
         with store.write() as tx:
             account, now = new_account_id(), time.time()
             tx.insert_account(account, "other", now)
             create_user(tx, account, "bob", now)
+            # Bob administers his own account: what stops him at our keys is their key policies.
+            iam_store.put_inline_policy(tx.conn, "user", account, "bob", "AdministratorAccess", json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
             key_id, secret = create_access_key(tx, root, account, "bob", now)
     finally:
         store.close()
@@ -494,15 +497,19 @@ def test_put_key_policy(kms, key):
     account = key["AWSAccountId"]
     policy = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "admins", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-         "Action": ["kms:Put*", "kms:Describe*", "kms:Encrypt"], "Resource": "*"}]})
+         "Action": ["kms:Put*", "kms:Get*", "kms:Describe*", "kms:Encrypt"], "Resource": "*"}]})
     kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy)
     assert kms.get_key_policy(KeyId=key["KeyId"])["Policy"] == policy
     lockout = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:Encrypt",
          "Resource": "*"}]})
     fails("MalformedPolicyDocumentException", kms.put_key_policy, KeyId=key["KeyId"], Policy=lockout)
-    kms.put_key_policy(KeyId=key["KeyId"], Policy=lockout, BypassPolicyLockoutSafetyCheck=True)
     fails("MalformedPolicyDocumentException", kms.put_key_policy, KeyId=key["KeyId"], Policy='{"Statement": []}')
+    kms.put_key_policy(KeyId=key["KeyId"], Policy=lockout, BypassPolicyLockoutSafetyCheck=True)
+    # The key policy is enforced: the account locked itself out of every operation but Encrypt.
+    fails("AccessDeniedException", kms.put_key_policy, KeyId=key["KeyId"], Policy=policy)
+    fails("AccessDeniedException", kms.get_key_policy, KeyId=key["KeyId"])
+    kms.encrypt(KeyId=key["KeyId"], Plaintext=b"still allowed")
 
 
 def test_unimplemented_operations_are_unsupported_not_unknown(kms, key):
@@ -559,8 +566,8 @@ def test_aws_kms_cli_create_encrypt_decrypt(server, tmp_path: Path):
 
 # -- background maintenance (a server of its own: it moves the clock for every key) ----
 @pytest.fixture(scope="module")
-def maint_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("kms-maintenance"))
+def maint_server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("kms-maintenance"), backend=backend)
     yield srv
     srv.stop()
 
@@ -581,7 +588,7 @@ def run_maintenance_at(server: Server, when: float) -> tuple[int, int]:
     from strongroom.services.kms import KmsDeps, run_maintenance
     from strongroom.storage import open_store
 
-    store = open_store(f"sqlite:///{server.data_dir / 'strongroom.db'}")
+    store = open_store(server.database_url)
     try:
         return run_maintenance(KmsDeps(store=store, root=FileRootKey.load(server.data_dir / "root.key"),
                                        clock=lambda: when))

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
 
 import pytest
 
@@ -16,30 +14,23 @@ from strongroom.crypto.keyring import RootKeyring
 from strongroom.crypto.rootkey import FileRootKey
 from strongroom.services.secretsmanager.core import value_binding
 from strongroom.storage import open_store
-from tests.conftest import Server, start_server
+from tests.conftest import Backend, Server, start_server
 from tests.e2e.test_kms import fails, other_account_client, own_client
 
 MANAGED = "alias/aws/secretsmanager"
 
 
-def db(server: Server) -> sqlite3.Connection:
-    return sqlite3.connect(server.data_dir / "strongroom.db", timeout=30)
-
-
 def version_row(server: Server, arn: str, version_id: str) -> tuple[str, bytes, bytes]:
-    with closing(db(server)) as conn:
-        row = conn.execute(
-            "SELECT v.key_id, v.wrapped_key, v.ciphertext FROM secret_versions v JOIN secrets s ON s.id = v.secret_id "
-            "WHERE s.arn = ? AND v.version_id = ?", (arn, version_id)).fetchone()
-    assert row is not None
-    return row[0], bytes(row[1]), bytes(row[2])
+    [row] = server.sql(
+        "SELECT v.key_id, v.wrapped_key, v.ciphertext FROM secret_versions v JOIN secrets s ON s.id = v.secret_id "
+        "WHERE s.arn = :arn AND v.version_id = :version_id", arn=arn, version_id=version_id)
+    return str(row[0]), bytes(row[1]), bytes(row[2])  # type: ignore[arg-type]
 
 
 def write_version_row(server: Server, arn: str, version_id: str, key_id: str, wrapped: bytes, ct: bytes) -> None:
-    with closing(db(server)) as conn, conn:
-        conn.execute(
-            "UPDATE secret_versions SET key_id = ?, wrapped_key = ?, ciphertext = ? WHERE version_id = ? "
-            "AND secret_id = (SELECT id FROM secrets WHERE arn = ?)", (key_id, wrapped, ct, version_id, arn))
+    server.sql("UPDATE secret_versions SET key_id = :key_id, wrapped_key = :wrapped, ciphertext = :ct "
+               "WHERE version_id = :version_id AND secret_id = (SELECT id FROM secrets WHERE arn = :arn)",
+               key_id=key_id, wrapped=wrapped, ct=ct, version_id=version_id, arn=arn)
 
 
 def kms_ids(sm, name: str, **kw) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
@@ -58,8 +49,8 @@ def cmk(kms) -> dict:  # type: ignore[no-untyped-def,type-arg]
 
 # -- the AWS managed key ---------------------------------------------------------
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("secrets-on-kms"))
+def fresh(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("secrets-on-kms"), backend=backend)
     yield srv
     srv.stop()
 
@@ -79,12 +70,12 @@ def test_default_key_is_created_on_first_use(fresh):
     assert sm.get_secret_value(SecretId="second")["SecretString"] == "two"
 
 
-def test_secret_without_kms_key_is_readable_after_restart(tmp_path):
-    srv = start_server(tmp_path)
+def test_secret_without_kms_key_is_readable_after_restart(tmp_path, backend):
+    srv = start_server(tmp_path, backend=backend)
     try:
         own_client(srv, "secretsmanager").create_secret(Name="survives", SecretString="still here")
         srv.stop()
-        srv = start_server(tmp_path, init=False)
+        srv = start_server(tmp_path, init=False, database_url=srv.database_url)
         assert own_client(srv, "secretsmanager").get_secret_value(SecretId="survives")["SecretString"] == "still here"
     finally:
         srv.stop()
@@ -223,7 +214,7 @@ def test_versions_sealed_before_kms_stay_readable(server, sm, name):
     arn, vid = created["ARN"], created["VersionId"]
     # Re-seal the version the way the root-key keyring did before KMS keys existed.
     root = FileRootKey.load(server.data_dir / "root.key")
-    store = open_store(f"sqlite:///{server.data_dir / 'strongroom.db'}")
+    store = open_store(server.database_url)
     try:
         with store.read() as tx:
             secret = tx.secret_by_arn(arn)
@@ -257,12 +248,11 @@ def test_no_kms_plaintext_key_or_material_in_database_or_log(server, sm, kms, cm
         "SecretARN": created["ARN"], "SecretVersionId": created["VersionId"]})["Plaintext"])
     # Every key material version in the database, unwrapped here with the root key.
     root = FileRootKey.load(server.data_dir / "root.key")
-    with closing(db(server)) as conn:
-        rows = conn.execute("SELECT key_id, version, material_wrapped FROM kms_key_materials").fetchall()
+    rows = server.sql("SELECT key_id, version, material_wrapped FROM kms_key_materials")
     assert rows
     for key_id, version, blob in rows:
         secrets.append(root.unwrap(bytes(blob), f"kms-key-material:{key_id}:{version}".encode()))
-    files = [p.read_bytes() for p in server.data_dir.glob("strongroom.db*")]
+    files = [p.read_bytes() for p in server.database_files()]
     log = server.log_path.read_bytes()
     for secret in secrets:
         for form in _forms(secret):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -203,9 +202,8 @@ def test_token_of_another_session_is_rejected(server: Server, role: dict[str, st
 def test_expired_session_is_expired_token(server: Server, role: dict[str, str]) -> None:
     creds = server.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="old")["Credentials"]
     # Age the session in the database: waiting out the 15-minute minimum is not an option.
-    with sqlite3.connect(server.data_dir / "strongroom.db") as db:
-        db.execute("UPDATE sts_session_credentials SET expiration = ? WHERE access_key_id = ?",
-                   (time.time() - 1, creds["AccessKeyId"]))
+    server.sql("UPDATE sts_session_credentials SET expiration = :expiration WHERE access_key_id = :key_id",
+               expiration=time.time() - 1, key_id=creds["AccessKeyId"])
     time.sleep(5.5)  # the credential cache keeps an entry for 5 seconds
     session = session_for(server, creds)
     with pytest.raises(ClientError) as exc:
@@ -244,8 +242,8 @@ def test_no_secret_or_session_token_reaches_disk_or_log(server: Server, role: di
                   region_name="us-east-1").client("sts", endpoint_url=server.url).get_caller_identity()
     admin_secret = server.session().get_credentials().secret_key
     issued.append(admin_secret)
-    files = [p for p in server.data_dir.rglob("*") if p.is_file()] + [server.log_path]
-    assert any(p.name.startswith("strongroom.db") for p in files)
+    files = [p for p in server.data_dir.rglob("*") if p.is_file()] + server.database_files() + [server.log_path]
+    assert server.database_files()
     for path in files:
         data = path.read_bytes()
         for value in issued:

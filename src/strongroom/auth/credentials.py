@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from strongroom import metrics
 from strongroom.context import Principal
 from strongroom.crypto.rootkey import RootKey
 from strongroom.errors import ExpiredTokenException, UnrecognizedClientException
@@ -38,7 +39,7 @@ def token_hash(session_token: str) -> str:
     return hashlib.sha256(session_token.encode()).hexdigest()
 
 
-def _purpose(access_key_id: str) -> bytes:
+def access_key_purpose(access_key_id: str) -> bytes:
     return b"access-key-secret:" + access_key_id.encode()
 
 
@@ -64,7 +65,8 @@ def create_access_key(tx: Tx, root: RootKey, account_id: str, user_name: str, no
     key_id = new_access_key_id()
     secret = new_secret_access_key()
     tx.insert_access_key(
-        AccessKeyRecord(key_id, account_id, user_name, root.wrap(secret.encode(), _purpose(key_id)), "Active", now)
+        AccessKeyRecord(key_id, account_id, user_name, root.wrap(secret.encode(), access_key_purpose(key_id)),
+                        "Active", now)
     )
     return key_id, secret
 
@@ -99,20 +101,24 @@ class CredentialResolver:
         self._cache: dict[str, tuple[float, Credential]] = {}
         self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by invalidate(): a load that raced with it is not kept
 
     def resolve(self, access_key_id: str, security_token: str | None = None) -> Credential:
         """The key's secret and Principal; the token must be the one a session key was issued with."""
         now = time.monotonic()
         with self._lock:
-            hit = self._cache.get(access_key_id)
+            hit, generation = self._cache.get(access_key_id), self._generation
         if hit is not None and hit[0] > now:
             cred = hit[1]
+            metrics.cache_hit("credentials")
         else:
+            metrics.cache_miss("credentials")
             cred = self._load(access_key_id)
             with self._lock:
                 if len(self._cache) >= self.max_entries:
                     self._cache.clear()
-                self._cache[access_key_id] = (now + self.ttl, cred)
+                if generation == self._generation:
+                    self._cache[access_key_id] = (now + self.ttl, cred)
         if cred.token_hash is None:
             if security_token is not None:
                 raise UnrecognizedClientException(UNRECOGNIZED)
@@ -143,8 +149,10 @@ class CredentialResolver:
             log.warning("could not record access key use: %s", type(exc).__name__)
 
     def invalidate(self, access_key_id: str | None = None) -> None:
+        """Forget one key, or every key (None or "*": a change other nodes announced)."""
         with self._lock:
-            if access_key_id is None:
+            self._generation += 1
+            if access_key_id is None or access_key_id == "*":
                 self._cache.clear()
             else:
                 self._cache.pop(access_key_id, None)
@@ -157,7 +165,7 @@ class CredentialResolver:
             user = tx.get_user(key.account_id, key.user_name) if key else None
         if key is None or user is None or key.status != "Active":
             raise UnrecognizedClientException(UNRECOGNIZED)
-        secret = self.root.unwrap(key.secret_wrapped, _purpose(access_key_id)).decode()
+        secret = self.root.unwrap(key.secret_wrapped, access_key_purpose(access_key_id)).decode()
         principal = Principal(
             account_id=key.account_id,
             arn=user_arn(user.account_id, user.path, user.user_name),
@@ -194,6 +202,7 @@ class CredentialResolver:
             role_arn=role.arn,
             session_name=session.session_name,
             session_expiration=session.expiration,
+            session_created=session.created_date,
             session_policy=session.session_policy,
             session_policy_arns=tuple(session.policy_arns),
             transitive_tag_keys=tuple(session.transitive_tag_keys),

@@ -11,9 +11,17 @@ from rich.console import Console
 from strongroom import __version__
 from strongroom.cli import awsprofile
 from strongroom.cli.accounts import account, create_account_with_admin
+from strongroom.cli import backup as backup_commands
 from strongroom.cli import iam as iam_commands
+from strongroom.cli.audit import audit
+from strongroom.cli.usage import usage
+from strongroom.audit import signing as audit_signing
+from strongroom.audit.settings import audit_settings
 from strongroom.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, load_settings
-from strongroom.crypto.rootkey import FileRootKey, RootKeyError
+from strongroom.cli import rootkeys as rootkey_cli
+from strongroom.cli.rekey import rekey
+from strongroom.cli import rotation as rotation_cli
+from strongroom.crypto.rootkey import RootKeyError
 from strongroom.storage import open_store
 from strongroom.storage.migrate import current_revision, head_revision, upgrade
 
@@ -53,29 +61,32 @@ def _fail(message: str) -> None:
 @click.option("--no-profile", is_flag=True, help="Print the admin key instead of writing an AWS profile.")
 @click.option("--endpoint-url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True,
               help="Endpoint written into the AWS profile.")
+@rootkey_cli.source_options("--root-key")
 def init(data_dir: str | None, database_url: str | None, region: str, profile: str, no_profile: bool,
-         endpoint_url: str) -> None:
+         endpoint_url: str, **root_key_options: object) -> None:
     """Create the data directory, root key, first account and an administrator access key.
 
     Running it again on an initialized data directory changes nothing.
     """
     settings = load_settings(data_dir, database_url)
-    key_path = settings.root_key_path
-    assert key_path is not None
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        root = FileRootKey.load(key_path) if key_path.exists() else FileRootKey.create(key_path)
-    except RootKeyError as exc:
-        _fail(str(exc))
-        return
     if not settings.config_path.exists():
         settings.config_path.write_text(f'[server]\nregion = "{region}"\n')
+    audit_signing.load_or_create(audit_settings(settings.audit, settings.data_dir).signing_key_path)
+    try:  # the root key source: file (default), passphrase, pkcs11 or kms; recorded in config.toml
+        root = rootkey_cli.init_root_key(settings, dict(root_key_options))
+    except (RootKeyError, ValueError) as exc:
+        _fail(str(exc))
+        return
     store = open_store(settings.database_url)
     try:
         upgrade(store)
         with store.write() as tx:
             if tx.list_accounts():
                 console.print(f"strongroom is already initialized in {settings.data_dir}")
+                return
+            if root is None:
+                _fail("the root key is sealed: pass --passphrase-file to finish initializing")
                 return
             new = create_account_with_admin(tx, root, "main")
             account_id, key_id, secret = new.account_id, new.access_key_id, new.secret_access_key
@@ -117,22 +128,38 @@ def serve(data_dir: str | None, database_url: str | None, host: str, port: int, 
         _fail("--tls-cert and --tls-key go together")
     settings = load_settings(data_dir, database_url)
     configure_logging(log_level.upper())
+    if workers > 1 and settings.root_key.get("source") == "passphrase":
+        _fail("a passphrase root key is unsealed in one process: serve it with --workers 1")
     try:
         rt = open_runtime(settings)
     except RootKeyError as exc:
         _fail(str(exc))
         return
+    from strongroom.http import admin
+
+    # The local admin endpoint (unseal, rekey) answers loopback requests carrying this token.
+    token = admin.new_token()
+    local_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    local_host = f"[{local_host}]" if ":" in local_host else local_host
+    admin.publish(settings.data_dir, f"{'https' if tls_cert else 'http'}://{local_host}:{port}", token)
+    if rt.keys is not None and rt.keys.sealed:
+        console.print("strongroom is sealed: run `strongroom unseal` to start answering requests")
     common = dict(host=host, port=port, log_config=None, access_log=False, ssl_certfile=tls_cert,
                   ssl_keyfile=tls_key, log_level=log_level, server_header=False)
     console.print(f"strongroom serving on {'https' if tls_cert else 'http'}://{host}:{port} "
                   f"(data: {settings.data_dir})")
-    if workers == 1:
-        uvicorn.run(create_app(rt), **common)  # type: ignore[arg-type]
-    else:
-        rt.store.close()
-        os.environ["STRONGROOM_DATA_DIR"] = str(settings.data_dir)
-        os.environ["STRONGROOM_DATABASE_URL"] = settings.database_url
-        uvicorn.run("strongroom.server:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(rt, token), **common)  # type: ignore[arg-type]
+        else:
+            rt.store.close()
+            os.environ["STRONGROOM_DATA_DIR"] = str(settings.data_dir)
+            os.environ["STRONGROOM_DATABASE_URL"] = settings.database_url
+            os.environ["STRONGROOM_ADMIN_TOKEN"] = token
+            uvicorn.run("strongroom.server:app_from_env", factory=True, workers=workers,  # type: ignore[arg-type]
+                        **common)
+    finally:
+        admin.withdraw(settings.data_dir, token)
 
 
 @cli.command()
@@ -155,7 +182,16 @@ def migrate(data_dir: str | None, database_url: str | None, check: bool) -> None
 
 
 cli.add_command(iam_commands.iam)
+cli.add_command(rotation_cli.rotation)
+cli.add_command(rotation_cli.functions)
+cli.add_command(rootkey_cli.unseal)
+cli.add_command(rootkey_cli.seal)
+cli.add_command(rekey)
 cli.add_command(account)
+cli.add_command(backup_commands.backup)
+cli.add_command(backup_commands.restore)
+cli.add_command(audit)
+cli.add_command(usage)
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from strongroom import metrics
+
 
 class MaterialCache:
     def __init__(self, max_entries: int = 1024):
@@ -25,7 +27,11 @@ class MaterialCache:
             material = self._entries.get((key_id, version))
             if material is not None:
                 self._entries.move_to_end((key_id, version))
-            return material
+        if material is None:
+            metrics.cache_miss("kms_material")
+        else:
+            metrics.cache_hit("kms_material")
+        return material
 
     def put(self, key_id: str, version: int, material: bytes) -> None:
         if self.max_entries <= 0:

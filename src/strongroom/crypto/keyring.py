@@ -12,6 +12,8 @@ from strongroom.crypto.rootkey import RootKey, RootKeyError
 
 # What Secrets Manager reports as a version's KMS key when the AWS managed key protects it.
 DEFAULT_KEY_LABEL = "DefaultEncryptionKey"
+# The root-key purpose of a data key sealed by RootKeyring (followed by the value's binding).
+ROOT_DATA_KEY_PURPOSE = b"secret-data-key"
 
 
 class KeyringError(Exception):
@@ -73,7 +75,7 @@ def kms_key_label(key_id: str | None) -> str:
 class RootKeyring:
     """Wraps each data key directly under the root key (the format before KMS keys)."""
 
-    _PURPOSE = b"secret-data-key"
+    _PURPOSE = ROOT_DATA_KEY_PURPOSE
 
     def __init__(self, root: RootKey):
         self.root = root

@@ -65,6 +65,9 @@ class RootKeyChain:
     def key_ids(self) -> list[str]:
         return [k.key_id for k in self._keys]
 
+    def keys(self) -> tuple[RootKey, ...]:
+        return self._keys
+
     def get(self, key_id: str) -> RootKey | None:
         return next((k for k in self._keys if k.key_id == key_id), None)
 

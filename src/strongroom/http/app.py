@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,15 +23,18 @@ from starlette.routing import Route
 from strongroom.auth.credentials import CredentialResolver
 from strongroom.auth.sigv4 import SigV4Verifier, WireRequest
 from strongroom.context import RequestContext
+from strongroom.crypto.rootchain import SEALED_MESSAGE
 from strongroom.errors import (
     AwsError,
     InternalServiceError,
     InvalidSignatureException,
     RequestEntityTooLargeException,
     SerializationException,
+    ServiceUnavailableException,
     UnknownOperationException,
 )
 from strongroom.http import query
+from strongroom.http.exchange import Exchange
 from strongroom.http.shapes import parse_input, service_model, to_wire
 
 log = logging.getLogger("strongroom.http")
@@ -58,6 +60,8 @@ class Gateway:
     ready: Any = None  # () -> (bool, reason)
     policies: Any = None  # principal -> (identity policies, session policies or None)
     query_services: dict[str, Any] = field(default_factory=dict)  # SigV4 service name -> query service
+    sealed: Any = None  # () -> bool: True while the root key is sealed (every API request is refused)
+    observer: Any = None  # http.observe.Observer: each call's audit record and metrics
 
 
 def _error_response(err: AwsError, request_id: str) -> Response:
@@ -84,22 +88,32 @@ async def _read_body(request: Request) -> bytes:
 
 def build_app(gateway: Gateway) -> Starlette:
     async def handle(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        started = time.perf_counter()
+        ex = Exchange.begin(request)
+        response = await answer(request, ex)
+        # The response leaves only once its audit record is durable (or fails in its place).
+        return response if gateway.observer is None else await gateway.observer.finish(ex, response)
+
+    async def answer(request: Request, ex: Exchange) -> Response:
+        request_id = ex.request_id
+        started = ex.started
         op_name, principal_arn, outcome = "-", "-", "ok"
         try:
             if "x-amz-target" not in request.headers and query.is_query_request(request):  # IAM, STS
                 response, op_name, principal_arn, outcome = await query.handle(gateway, request, request_id,
-                                                                               _read_body)
+                                                                               _read_body, ex)
                 return response
             body = await _read_body(request)
             target = request.headers.get("x-amz-target", "")
-            prefix, _, op_name = target.partition(".")
+            # The operation follows the last dot: CloudTrail's prefix is com.amazonaws.cloudtrail.v20131101.X
+            prefix, _, op_name = target.rpartition(".")
             service = gateway.services.get(prefix)
+            ex.op_name = op_name or "-"
             if service is None or not op_name:
                 op_name = op_name or "-"
                 raise UnknownOperationException("")
+            ex.service = service.signing_name
             ctx = await anyio.to_thread.run_sync(_authenticate, gateway, request, body, service, request_id)
+            ex.ctx = ctx
             principal_arn = ctx.principal.arn
             op = service.operation(op_name)
             if op is None:
@@ -108,8 +122,8 @@ def build_app(gateway: Gateway) -> Starlette:
                 raw = json.loads(body or b"{}", parse_constant=_not_json)
             except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
                 raise SerializationException("The request body is not valid JSON.") from None
-            params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
-            result = await anyio.to_thread.run_sync(service.call, op_name, ctx, params)
+            params = ex.params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
+            result = ex.result = await anyio.to_thread.run_sync(_invoke, gateway, service, ex, op_name, ctx, params)
             return Response(
                 json.dumps(to_wire(result), separators=(",", ":")),
                 media_type=JSON_TYPE,
@@ -117,6 +131,7 @@ def build_app(gateway: Gateway) -> Starlette:
             )
         except AwsError as err:
             outcome = err.code
+            ex.error = err
             return _error_response(err, request_id)
         except Exception as exc:  # noqa: BLE001 - the one place unexpected faults become InternalServiceError
             outcome = "InternalServiceError"
@@ -127,9 +142,8 @@ def build_app(gateway: Gateway) -> Starlette:
             where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
             log.error("unexpected fault request_id=%s operation=%s error=%s at=%s",
                       request_id, op_name, type(exc).__name__, where)
-            return _error_response(
-                InternalServiceError(f"An internal error occurred. Request ID: {request_id}"), request_id
-            )
+            ex.error = InternalServiceError(f"An internal error occurred. Request ID: {request_id}")
+            return _error_response(ex.error, request_id)
         finally:
             log.info(
                 "request",
@@ -159,7 +173,18 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _invoke(gateway: Gateway, service: Any, ex: Exchange, op_name: str, ctx: RequestContext,
+            params: dict[str, Any]) -> dict[str, Any]:
+    """Run the operation (in a worker thread), after the observer's check that writes may proceed."""
+    if gateway.observer is not None:
+        gateway.observer.before_call(ex)
+    result: dict[str, Any] = service.call(op_name, ctx, params)
+    return result
+
+
 def _authenticate(gateway: Gateway, request: Request, body: bytes, service: Any, request_id: str) -> RequestContext:
+    if gateway.sealed is not None and gateway.sealed():  # both protocols pass here, each answers in its shape
+        raise ServiceUnavailableException(SEALED_MESSAGE)
     wire = WireRequest(
         method=request.method,
         path=request.url.path,

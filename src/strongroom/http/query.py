@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
@@ -26,6 +25,7 @@ from starlette.responses import Response
 from strongroom.auth.sigv4 import WireRequest
 from strongroom.context import RequestContext
 from strongroom.errors import AwsError, InvalidSignatureException
+from strongroom.http.exchange import Exchange
 from strongroom.http.shapes import parse_input, service_model
 
 if TYPE_CHECKING:
@@ -233,13 +233,6 @@ def serialize_error(err: AwsError, request_id: str, namespace: str) -> str:
 
 
 # -- the handler ------------------------------------------------------------------------------
-@dataclass
-class _Outcome:
-    op_name: str = "-"
-    principal_arn: str = "-"
-    namespace: str = DEFAULT_NAMESPACE
-
-
 def _form(request: Request, body: bytes) -> dict[str, str]:
     try:
         pairs = parse_qsl(request.scope.get("query_string", b"").decode("utf-8"), keep_blank_values=True)
@@ -250,11 +243,12 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
-def _process(gateway: Gateway, request: Request, body: bytes, request_id: str, state: _Outcome) -> str:
-    from strongroom.http.app import _authenticate  # the JSON path's authentication, shared (lazy: app imports us)
+def _process(gateway: Gateway, request: Request, body: bytes, request_id: str, state: Exchange) -> str:
+    from strongroom.http.app import _authenticate, _invoke  # shared with the JSON path (lazy: app imports us)
 
     params = _form(request, body)
     action = params.pop("Action", "")
+    state.op_name = action[:128] or "-"  # known before authentication, so a refused call is recorded by name
     version = params.pop("Version", "")
     for key in [k for k in params if k.startswith("X-Amz-")]:
         del params[key]
@@ -265,9 +259,11 @@ def _process(gateway: Gateway, request: Request, body: bytes, request_id: str, s
     service = gateway.query_services.get(claim.service)
     if service is None:
         raise InvalidSignatureException(f"Credential should be scoped to a valid service: '{claim.service}'.")
+    state.service = service.signing_name
     model = service_model(service.model_name)
     state.namespace = model.metadata.get("xmlNamespace", DEFAULT_NAMESPACE)
     ctx: RequestContext = _authenticate(gateway, request, body, service, request_id)
+    state.ctx = ctx
     state.principal_arn = ctx.principal.arn
     if not action:
         raise AwsError("Missing Action", code="MissingAction", status=400)
@@ -276,21 +272,24 @@ def _process(gateway: Gateway, request: Request, body: bytes, request_id: str, s
         raise AwsError(f"Could not find operation {action} for version {version or model.api_version}",
                        code="InvalidAction", status=400)
     op = model.operation_model(action)
-    result = service.call(action, ctx, parse_params(op, params))
-    return serialize_result(op, result, request_id, state.namespace)
+    state.params = parse_params(op, params)
+    state.result = _invoke(gateway, service, state, action, ctx, state.params)
+    return serialize_result(op, state.result, request_id, state.namespace)
 
 
 async def handle(gateway: Gateway, request: Request, request_id: str,
-                 read_body: Callable[[Request], Awaitable[bytes]]) -> tuple[Response, str, str, str]:
+                 read_body: Callable[[Request], Awaitable[bytes]],
+                 exchange: Exchange | None = None) -> tuple[Response, str, str, str]:
     """Answer one query-protocol request: (response, operation, principal ARN, outcome)."""
-    state = _Outcome()
+    state = exchange if exchange is not None else Exchange(request_id, 0.0)
+    state.namespace = DEFAULT_NAMESPACE
     headers = {"x-amzn-RequestId": request_id}
     try:
         body = await read_body(request)
         xml = await anyio.to_thread.run_sync(_process, gateway, request, body, request_id, state)
         return Response(xml, media_type=XML_TYPE, headers=headers), state.op_name, state.principal_arn, "ok"
     except AwsError as exc:
-        err = as_query_error(exc)
+        err = state.error = as_query_error(exc)
         return (Response(serialize_error(err, request_id, state.namespace), status_code=err.status,
                          media_type=XML_TYPE, headers=headers), state.op_name, state.principal_arn, err.code)
     except Exception as exc:  # noqa: BLE001 - unexpected faults become InternalFailure, logged without messages
@@ -300,6 +299,7 @@ async def handle(gateway: Gateway, request: Request, request_id: str,
         where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
         log.error("unexpected fault request_id=%s operation=%s error=%s at=%s",
                   request_id, state.op_name, type(exc).__name__, where)
-        err = AwsError(f"An internal error occurred. Request ID: {request_id}", code="InternalFailure", status=500)
+        err = state.error = AwsError(f"An internal error occurred. Request ID: {request_id}", code="InternalFailure",
+                                     status=500)
         return (Response(serialize_error(err, request_id, state.namespace), status_code=500, media_type=XML_TYPE,
                          headers=headers), state.op_name, state.principal_arn, err.code)

@@ -139,6 +139,11 @@ def create(options: Spec, data_dir: Path, *, current: Spec | None = None, kek: b
                     spec["key_label"] = f"{base['key_label']}-{_stamp()}"
             spec.setdefault("pin_env", DEFAULT_PIN_ENV)
             config = pkcs11_config(spec)
+            if not rekey:
+                try:  # init adopts a key the operator already created in the token
+                    return Created(spec, pkcs11key.Pkcs11RootKey(config))
+                except RootKeyError:
+                    pass
             pkcs11key.generate(config)
             return Created(spec, pkcs11key.Pkcs11RootKey(config))
         case _:

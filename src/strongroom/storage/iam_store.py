@@ -36,6 +36,13 @@ def conflicts() -> Iterator[None]:
         raise Conflict() from None
 
 
+def _locked(conn: Connection, query: Any) -> Any:
+    """`query` locking its rows when it runs in a PostgreSQL write transaction (read-modify-write)."""
+    if conn.dialect.name != "sqlite" and conn.get_execution_options().get("strongroom_write"):
+        return query.with_for_update()
+    return query
+
+
 def _tags(text: str | None) -> list[dict[str, str]]:
     return list(json.loads(text or "[]"))
 
@@ -147,9 +154,14 @@ def get_last_used(conn: Connection, access_key_id: str) -> dict[str, Any] | None
 def record_last_used(conn: Connection, access_key_id: str, when: float, service: str, region: str) -> None:
     c = t.access_key_last_used.c
     values = {"last_used_date": when, "service_name": service, "region": region}
-    if conn.execute(update(t.access_key_last_used).where(c.access_key_id == access_key_id).values(**values)).rowcount:
+    where = c.access_key_id == access_key_id
+    if conn.execute(update(t.access_key_last_used).where(where).values(**values)).rowcount:
         return
-    conn.execute(insert(t.access_key_last_used).values(access_key_id=access_key_id, **values))
+    try:
+        with conn.begin_nested():  # two nodes may record a key's first use at once
+            conn.execute(insert(t.access_key_last_used).values(access_key_id=access_key_id, **values))
+    except IntegrityError:
+        conn.execute(update(t.access_key_last_used).where(where).values(**values))
 
 
 # -- roles -----------------------------------------------------------------------------------
@@ -165,7 +177,7 @@ def insert_role(conn: Connection, role: RoleRecord) -> None:
 
 def get_role(conn: Connection, account_id: str, role_name: str) -> RoleRecord | None:
     q = select(t.roles).where(t.roles.c.account_id == account_id, t.roles.c.role_name == role_name)
-    row = conn.execute(q).first()
+    row = conn.execute(_locked(conn, q)).first()  # AssumeRole and UpdateRole both rewrite the row
     return _role(row) if row else None
 
 
@@ -233,7 +245,7 @@ def insert_managed_policy(conn: Connection, policy: ManagedPolicyRecord, documen
 
 
 def get_managed_policy(conn: Connection, arn: str) -> ManagedPolicyRecord | None:
-    row = conn.execute(select(t.managed_policies).where(t.managed_policies.c.arn == arn)).first()
+    row = conn.execute(_locked(conn, select(t.managed_policies).where(t.managed_policies.c.arn == arn))).first()
     return _policy(row) if row else None
 
 

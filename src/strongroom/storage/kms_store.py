@@ -83,9 +83,7 @@ def update_key(tx: Tx, key: KmsKeyRecord) -> None:
 
 def get_key(tx: Tx, key_id: str) -> KmsKeyRecord | None:
     q = select(t.kms_keys).where(t.kms_keys.c.key_id == key_id)
-    if tx.write and not tx.is_sqlite:
-        q = q.with_for_update()  # state changes are read-modify-write
-    row = tx.conn.execute(q).first()
+    row = tx.conn.execute(tx.locked(q)).first()  # state changes are read-modify-write
     return KmsKeyRecord.from_row(row) if row else None
 
 
@@ -104,16 +102,18 @@ def delete_key(tx: Tx, key_id: str) -> None:
 
 def keys_due_for_deletion(tx: Tx, now: float) -> list[KmsKeyRecord]:
     c = t.kms_keys.c
-    q = select(t.kms_keys).where(c.key_state == "PendingDeletion", c.deletion_date <= now)
+    # Locked; after waiting, PostgreSQL re-checks: a deletion canceled meanwhile is skipped.
+    q = tx.locked(select(t.kms_keys).where(c.key_state == "PendingDeletion", c.deletion_date <= now)
+                  .order_by(c.key_id))
     return [KmsKeyRecord.from_row(r) for r in tx.conn.execute(q)]
 
 
 def keys_due_for_rotation(tx: Tx, now: float) -> list[KmsKeyRecord]:
     c = t.kms_keys.c
-    q = select(t.kms_keys).where(
+    q = tx.locked(select(t.kms_keys).where(  # locked and re-checked: a key is rotated once per due date
         c.rotation_enabled.is_(True), c.key_state == "Enabled",
         c.next_rotation_date.is_not(None), c.next_rotation_date <= now,
-    )
+    ).order_by(c.key_id))
     return [KmsKeyRecord.from_row(r) for r in tx.conn.execute(q)]
 
 

@@ -68,6 +68,7 @@ class ChangeFeed:
     """Subscriptions, and delivery of events to them; subclasses listen to the database."""
 
     def __init__(self) -> None:
+        self.node = node_id()
         self._handlers: dict[str, list[Handler]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,7 +102,7 @@ class ChangeFeed:
         raise NotImplementedError
 
     def _receive(self, node: str, topic: str, key: str) -> None:
-        if node != node_id():  # our own events were delivered at commit
+        if node != self.node:  # our own events were delivered at commit
             self.deliver(topic, key)
 
 
@@ -123,8 +124,9 @@ class PostgresFeed(ChangeFeed):
                                      keepalives=1, keepalives_idle=10, keepalives_interval=5,
                                      keepalives_count=3) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    if self.connected.is_set():
-                        self.deliver_everything()  # events sent while we were away are gone
+                    # Events sent before we listened (at start, or while the connection was down)
+                    # are gone: whatever the caches loaded meanwhile may be stale.
+                    self.deliver_everything()
                     self.connected.set()
                     delay = 0.5
                     while not self._stop.is_set():
@@ -165,7 +167,7 @@ class PollingFeed(ChangeFeed):
         with self.store.read() as tx:
             rows = tx.conn.execute(select(c.seq, c.node, c.topic, c.item).where(c.seq > self._last)
                                    .order_by(c.seq).limit(1000)).all()
-        if rows and rows[0].seq != self._last + 1:
+        if rows and self._last and rows[0].seq != self._last + 1:
             self.deliver_everything()  # pruned before we read them
         for row in rows:
             self._receive(row.node, row.topic, row.item)

@@ -406,3 +406,49 @@ alert_outbox = Table(
 )
 Index("ix_alert_outbox_due", alert_outbox.c.status, alert_outbox.c.next_attempt)
 # ---- end Audit & alerts ------------------------------------------------------------------------
+
+# ---- Rotation (engine state, rotation functions) -------------------------------------------
+# One row per secret with a rotation in progress or last attempted: the token being rotated,
+# the next step to run, the failure of the last attempt, and the per-secret lease (holder,
+# lease_until) that keeps one rotation of a secret at a time across processes and nodes.
+rotation_state = Table(
+    "rotation_state",
+    metadata,
+    Column("secret_id", Integer, primary_key=True),
+    Column("token", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, succeeded, failed, cancelled
+    Column("step", String(16), nullable=False),  # the next step to run (createSecret...finishSecret)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", Float, nullable=False),
+    Column("last_error", String(1024)),
+    Column("holder", String(128)),
+    Column("lease_until", Float, nullable=False, default=0.0),
+    Column("started_date", Float, nullable=False),
+    Column("updated_date", Float, nullable=False),
+)
+Index("ix_rotation_state_due", rotation_state.c.status, rotation_state.c.next_attempt)
+
+# Rotation functions (a Lambda-compatible subset). The zip and the environment variables are
+# stored wrapped by the root key: environment variables commonly carry credentials.
+functions = Table(
+    "functions",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("arn", String(256), nullable=False, unique=True),
+    Column("runtime", String(32), nullable=False),
+    Column("handler", String(128), nullable=False),
+    Column("role", String(2048), nullable=False),
+    Column("description", String(256), nullable=False, default=""),
+    Column("timeout", Integer, nullable=False),
+    Column("memory_size", Integer, nullable=False),
+    Column("code_wrapped", LargeBinary),
+    Column("code_sha256", String(64), nullable=False),
+    Column("code_size", Integer, nullable=False),
+    Column("environment_wrapped", LargeBinary),
+    Column("policy", Text),
+    Column("revision_id", String(64), nullable=False),
+    Column("last_modified", Float, nullable=False),
+)
+# ---- end Rotation ----------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import base64
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -42,6 +43,25 @@ class Deps:
 def key_changed(deps: Deps, access_key_id: str) -> None:
     for hook in deps.on_key_changed:
         hook(access_key_id)
+
+
+IAM_CHANGED = "iam"  # change-event topic: an account's users, keys, roles or policies changed
+
+
+@contextmanager
+def writing(deps: Deps, account_id: str) -> Iterator[Tx]:
+    """A write transaction for an IAM change in `account_id`.
+
+    IAM changes check then write across rows (a name free in any case, at most
+    two access keys, a policy's next version number), so they run one at a time
+    per account: PostgreSQL takes the account row's lock, as SQLite's single
+    writer would. The change is announced at commit so every node's credential
+    and policy caches drop what they hold for the account.
+    """
+    with deps.store.write() as tx:
+        tx.lock_account(account_id)
+        yield tx
+        tx.publish(IAM_CHANGED, account_id)
 
 
 def ts(value: float | None) -> dt.datetime | None:

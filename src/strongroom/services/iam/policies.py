@@ -19,6 +19,7 @@ from strongroom.services.iam.core import (
     policy_size,
     require_user,
     ts,
+    writing,
 )
 from strongroom.services.iam.roles import require_role
 from strongroom.storage import Tx, iam_store
@@ -45,7 +46,7 @@ def _require_owner(tx: Tx, ctx: RequestContext, kind: Kind, name: str) -> None:
 def put_inline(kind: Kind, deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     owner, name, doc = _owner(kind, req), req["PolicyName"], req["PolicyDocument"]
     check_identity_policy(doc)
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         _require_owner(tx, ctx, kind, owner)
         others = [d for n, d in iam_store.list_inline_policies(tx.conn, kind, ctx.account_id, owner) if n != name]
         if sum(map(policy_size, others)) + policy_size(doc) > INLINE_LIMIT[kind]:
@@ -75,7 +76,7 @@ def list_inline(kind: Kind, deps: Deps, ctx: RequestContext, req: dict[str, Any]
 
 def delete_inline(kind: Kind, deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     owner, name = _owner(kind, req), req["PolicyName"]
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         _require_owner(tx, ctx, kind, owner)
         if not iam_store.delete_inline_policy(tx.conn, kind, ctx.account_id, owner, name):
             raise NoSuchEntity(f"The {kind} policy with name {name} cannot be found.")
@@ -128,7 +129,7 @@ def create_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
     )
     exists = EntityAlreadyExists(f"A policy called {name} already exists. Duplicate names are not allowed.")
     try:
-        with iam_store.conflicts(), deps.store.write() as tx:
+        with iam_store.conflicts(), writing(deps, ctx.account_id) as tx:
             if name_taken([p.policy_name for p in iam_store.list_managed_policies(tx.conn, ctx.account_id)], name):
                 raise exists
             iam_store.insert_managed_policy(tx.conn, policy, doc)
@@ -156,7 +157,7 @@ def list_policies(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
 
 
 def delete_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         policy = require_policy(tx, ctx, req["PolicyArn"])
         if iam_store.attachment_count(tx.conn, policy.policy_id):
             raise DeleteConflict("Cannot delete a policy attached to entities.")
@@ -192,7 +193,7 @@ def get_policy_version(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> 
 def create_policy_version(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     _check_managed(req["PolicyDocument"])
     now = deps.clock()
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         policy = require_policy(tx, ctx, req["PolicyArn"])
         if len(iam_store.list_policy_versions(tx.conn, policy.policy_id)) >= MAX_VERSIONS:
             raise LimitExceeded(f"A managed policy can have up to {MAX_VERSIONS} versions. Before you create a new "
@@ -218,7 +219,7 @@ def list_policy_versions(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -
 
 
 def delete_policy_version(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         policy = require_policy(tx, ctx, req["PolicyArn"])
         version = _require_version(tx, policy, req["VersionId"])
         if version.version_id == policy.default_version_id:
@@ -228,7 +229,7 @@ def delete_policy_version(deps: Deps, ctx: RequestContext, req: dict[str, Any]) 
 
 
 def set_default_policy_version(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         policy = require_policy(tx, ctx, req["PolicyArn"])
         policy.default_version_id = _require_version(tx, policy, req["VersionId"]).version_id
         policy.update_date = deps.clock()
@@ -239,7 +240,7 @@ def set_default_policy_version(deps: Deps, ctx: RequestContext, req: dict[str, A
 # -- attachments -----------------------------------------------------------------------------
 def attach(kind: Kind, deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     owner, arn = _owner(kind, req), req["PolicyArn"]
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         _require_owner(tx, ctx, kind, owner)
         policy = iam_store.get_managed_policy(tx.conn, arn)
         if policy is None or policy.account_id != ctx.account_id:
@@ -253,7 +254,7 @@ def attach(kind: Kind, deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> 
 
 def detach(kind: Kind, deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     owner, arn = _owner(kind, req), req["PolicyArn"]
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         _require_owner(tx, ctx, kind, owner)
         policy = iam_store.get_managed_policy(tx.conn, arn)
         if policy is None or policy.account_id != ctx.account_id:

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from strongroom import metrics
 from strongroom.auth import policy
 from strongroom.context import Principal
 from strongroom.storage import Store, Tx, iam_store
@@ -90,18 +91,29 @@ class PolicyCache:
         self._entries: dict[tuple[str, str], tuple[float, tuple[policy.Policy, ...],
                                                    tuple[policy.Policy, ...] | None]] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by invalidate(): a load that raced with it is not kept
 
     def get(self, principal: Principal) -> tuple[tuple[policy.Policy, ...], tuple[policy.Policy, ...] | None]:
         """(identity policies, session policies or None when the session is not narrowed)."""
         key, now = (principal.arn, principal.access_key_id), time.monotonic()
         with self._lock:
-            hit = self._entries.get(key)
+            hit, generation = self._entries.get(key), self._generation
         if hit is not None and hit[0] > now:
+            metrics.cache_hit("policies")
             return hit[1], hit[2]
+        metrics.cache_miss("policies")
         identity, session = load_policies(self.store, principal)
         value = (to_engine(identity), None if session is None else to_engine(session))
         with self._lock:
+            if generation != self._generation:
+                return value
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[key] = (now + self.ttl, *value)
         return value
+
+    def invalidate(self, _key: str | None = None) -> None:
+        """Forget every principal's policies (an IAM change anywhere in the deployment)."""
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1

@@ -18,6 +18,7 @@ from strongroom.services.iam.core import (
     policy_size,
     remove_tags,
     ts,
+    writing,
 )
 from strongroom.storage import Tx, iam_store
 from strongroom.storage.iam_store import RoleRecord
@@ -75,7 +76,7 @@ def create_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     )
     exists = EntityAlreadyExists(f"Role with name {name} already exists.")
     try:
-        with iam_store.conflicts(), deps.store.write() as tx:
+        with iam_store.conflicts(), writing(deps, ctx.account_id) as tx:
             if name_taken([r.role_name for r in iam_store.list_roles(tx.conn, ctx.account_id)], name):
                 raise exists
             iam_store.insert_role(tx.conn, role)
@@ -98,7 +99,7 @@ def list_roles(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str
 
 def delete_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["RoleName"]
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         require_role(tx, ctx, name)
         if iam_store.list_inline_policies(tx.conn, "role", ctx.account_id, name):
             raise DeleteConflict("Cannot delete entity, must delete policies first.")
@@ -110,7 +111,7 @@ def delete_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 def update_assume_role_policy(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     text = _trust_policy(req["PolicyDocument"])
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         role = require_role(tx, ctx, req["RoleName"])
         role.assume_role_policy = text
         iam_store.update_role(tx.conn, role)
@@ -118,7 +119,7 @@ def update_assume_role_policy(deps: Deps, ctx: RequestContext, req: dict[str, An
 
 
 def update_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         role = require_role(tx, ctx, req["RoleName"])
         if "Description" in req:
             role.description = req["Description"]
@@ -129,7 +130,7 @@ def update_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 
 def tag_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         role = require_role(tx, ctx, req["RoleName"])
         role.tags = merge_tags(role.tags, req["Tags"])
         iam_store.update_role(tx.conn, role)
@@ -137,7 +138,7 @@ def tag_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
 
 
 def untag_role(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         role = require_role(tx, ctx, req["RoleName"])
         role.tags = remove_tags(role.tags, req["TagKeys"])
         iam_store.update_role(tx.conn, role)

@@ -16,6 +16,7 @@ from strongroom.auth.authorize import decide
 from strongroom.context import RequestContext
 from strongroom.services.iam import policies, roles, users
 from strongroom.services.iam.core import AccessDenied, Deps
+from strongroom.storage.retry import retrying
 
 Operation = Callable[[Deps, RequestContext, dict[str, Any]], dict[str, Any]]
 Authorizer = Callable[[RequestContext, str, dict[str, Any]], None]
@@ -107,4 +108,4 @@ class IAM:
 
     def call(self, name: str, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         self.authorize(ctx, name, request)
-        return OPERATIONS[name](self.deps, ctx, request)
+        return retrying(OPERATIONS[name])(self.deps, ctx, request)  # see storage/retry.py

@@ -29,6 +29,7 @@ from strongroom.services.iam.core import (
     require_user,
     ts,
     user_arn,
+    writing,
 )
 from strongroom.storage import AccessKeyRecord, Tx, UserRecord, iam_store
 
@@ -54,7 +55,7 @@ def create_user(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     check_tags(tags)
     exists = EntityAlreadyExists(f"User with name {name} already exists.")
     try:
-        with iam_store.conflicts(), deps.store.write() as tx:
+        with iam_store.conflicts(), writing(deps, ctx.account_id) as tx:
             if name_taken([u.user_name for u in iam_store.list_users(tx.conn, ctx.account_id)], name):
                 raise exists
             user = new_user(tx, ctx.account_id, name, deps.clock(), path=req.get("Path", "/"))
@@ -81,7 +82,7 @@ def list_users(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str
 
 def delete_user(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["UserName"]
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         require_user(tx, ctx, name)
         if iam_store.list_access_keys(tx.conn, ctx.account_id, name):
             raise DeleteConflict("Cannot delete entity, must delete access keys first.")
@@ -95,7 +96,7 @@ def delete_user(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 # -- tags ------------------------------------------------------------------------------------
 def tag_user(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         user = require_user(tx, ctx, req["UserName"])
         tags = merge_tags(json.loads(user.tags or "[]"), req["Tags"])
         iam_store.set_user_tags(tx.conn, ctx.account_id, user.user_name, tags)
@@ -103,7 +104,7 @@ def tag_user(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
 
 
 def untag_user(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         user = require_user(tx, ctx, req["UserName"])
         tags = remove_tags(json.loads(user.tags or "[]"), req["TagKeys"])
         iam_store.set_user_tags(tx.conn, ctx.account_id, user.user_name, tags)
@@ -133,7 +134,7 @@ def _find_key(tx: Tx, ctx: RequestContext, user_name: str, access_key_id: str) -
 def create_access_key(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = caller_user_name(ctx, req)
     now = deps.clock()
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         require_user(tx, ctx, name)
         if len(iam_store.list_access_keys(tx.conn, ctx.account_id, name)) >= MAX_ACCESS_KEYS:
             raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}")
@@ -154,7 +155,7 @@ def update_access_key(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> d
     name = caller_user_name(ctx, req)
     if req["Status"] not in ("Active", "Inactive"):
         raise InvalidInput("Status must be Active or Inactive.")
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         require_user(tx, ctx, name)
         key = _find_key(tx, ctx, name, req["AccessKeyId"])
         iam_store.set_access_key_status(tx.conn, key.access_key_id, req["Status"])
@@ -164,7 +165,7 @@ def update_access_key(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> d
 
 def delete_access_key(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = caller_user_name(ctx, req)
-    with deps.store.write() as tx:
+    with writing(deps, ctx.account_id) as tx:
         require_user(tx, ctx, name)
         key = _find_key(tx, ctx, name, req["AccessKeyId"])
         iam_store.delete_access_key(tx.conn, key.access_key_id)

@@ -18,6 +18,7 @@ from strongroom.errors import (
     ValidationException,
 )
 from strongroom.services.kms import paging
+from strongroom.services.kms.access import authorize_identity, authorize_key
 from strongroom.services.kms.core import (
     MANAGED_PREFIX,
     Caller,
@@ -57,9 +58,21 @@ def _target(tx: Tx, caller: Caller, ref: str, action: str) -> KmsKeyRecord:
     return key
 
 
+def _authorize_alias(ctx: RequestContext, action: str, name: str) -> None:
+    """The alias itself is an IAM resource (identity policies only); its key's policy is asked apart."""
+    authorize_identity(ctx, action, alias_arn(ctx.region, ctx.account_id, name))
+
+
+def _authorize_current(tx: Tx, caller: Caller, alias: KmsAliasRecord, action: str) -> None:
+    key = ks.get_key(tx, alias.key_id)
+    if key is not None:
+        authorize_key(caller, key, action)
+
+
 def create_alias(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
     _check_name(name)
+    _authorize_alias(ctx, "CreateAlias", name)
     caller = Caller.of(ctx)
     with deps.store.write() as tx:
         key = _target(tx, caller, req["TargetKeyId"], "CreateAlias")
@@ -74,11 +87,13 @@ def create_alias(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dic
 def update_alias(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
     _check_name(name)
+    _authorize_alias(ctx, "UpdateAlias", name)
     caller = Caller.of(ctx)
     with deps.store.write() as tx:
         alias = ks.get_alias(tx, ctx.account_id, ctx.region, name)
         if alias is None:
             raise NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, name)} is not found.")
+        _authorize_current(tx, caller, alias, "UpdateAlias")
         key = _target(tx, caller, req["TargetKeyId"], "UpdateAlias")
         ks.retarget_alias(tx, alias, key.key_id, deps.clock())
     return {}
@@ -87,19 +102,23 @@ def update_alias(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dic
 def delete_alias(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
     _check_name(name)
+    _authorize_alias(ctx, "DeleteAlias", name)
     with deps.store.write() as tx:
         alias = ks.get_alias(tx, ctx.account_id, ctx.region, name)
         if alias is None:
             raise NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, name)} is not found.")
+        _authorize_current(tx, Caller.of(ctx), alias, "DeleteAlias")
         ks.delete_alias(tx, alias)
     return {}
 
 
 def list_aliases(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    authorize_identity(ctx, "ListAliases")
     with deps.store.read() as tx:
         key_id = None
         if "KeyId" in req:
-            key_id = resolve_key(tx, Caller.of(ctx), req["KeyId"], action="ListAliases", aliases=False).key_id
+            key_id = resolve_key(tx, Caller.of(ctx), req["KeyId"], action="ListAliases", aliases=False,
+                                 authorize=False).key_id
         records = ks.list_aliases(tx, ctx.account_id, ctx.region, key_id)
     entries: list[dict[str, Any]] = [
         {"AliasName": a.alias_name, "AliasArn": alias_arn(a.region, a.account_id, a.alias_name),

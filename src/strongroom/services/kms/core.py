@@ -13,6 +13,7 @@ from typing import Any
 from strongroom.context import RequestContext
 from strongroom.crypto.keycache import MaterialCache
 from strongroom.crypto.rootkey import RootKey
+from strongroom.services.kms.access import CROSS_ACCOUNT_ACTIONS, authorize_key
 from strongroom.errors import (
     AccessDeniedException,
     AwsError,
@@ -52,10 +53,14 @@ class Caller:
     region: str
     arn: str
     via_service: str | None = None  # "secretsmanager" when a service calls on the caller's behalf
+    # The request being served, whose principal the key policy is evaluated for (None: the
+    # service's own call, not evaluated). Its account may differ from `account_id`, the account
+    # key references are resolved in (a secret's account, for Secrets Manager).
+    ctx: RequestContext | None = None
 
     @classmethod
     def of(cls, ctx: RequestContext) -> "Caller":
-        return cls(ctx.account_id, ctx.region, ctx.principal.arn)
+        return cls(ctx.account_id, ctx.region, ctx.principal.arn, ctx=ctx)
 
 
 def key_arn(region: str, account_id: str, key_id: str) -> str:
@@ -90,12 +95,23 @@ def _alias_not_found(arn: str) -> AwsError:
     return NotFoundException(f"Alias {arn} is not found.")
 
 
-def resolve_key(tx: Tx, caller: Caller, ref: str, *, action: str, aliases: bool = True) -> KmsKeyRecord:
-    """The key `ref` names: key id, key ARN and, where the operation allows, alias name or alias ARN.
+def resolve_key(tx: Tx, caller: Caller, ref: str, *, action: str, aliases: bool = True,
+                authorize: bool = True) -> KmsKeyRecord:
+    """The key `ref` names (key id, key ARN and, where the operation allows, alias name or alias
+    ARN), after its key policy allowed `action` (unless `authorize` is False: the caller then
+    authorizes itself, with the encryption context the decision needs).
 
-    Keys of another account are refused (AccessDeniedException) until key
-    policies are enforced; keys of another region do not exist from here.
+    Another account's key is reachable only by key ARN, for the operations KMS allows across
+    accounts; keys of another region do not exist from here.
     """
+    key = _resolve(tx, caller, ref, action, aliases)
+    if authorize:
+        alias = ref if ref.startswith("alias/") or ":alias/" in ref else None
+        authorize_key(caller, key, action, request_alias=alias)
+    return key
+
+
+def _resolve(tx: Tx, caller: Caller, ref: str, action: str, aliases: bool) -> KmsKeyRecord:
     if ref.startswith("alias/"):
         if not aliases:
             raise NotFoundException(f"Invalid keyId {ref}")
@@ -110,9 +126,13 @@ def resolve_key(tx: Tx, caller: Caller, ref: str, *, action: str, aliases: bool 
         if not resource.startswith("key/") or not region or len(account) != 12:
             raise InvalidArnException(f"Invalid arn {ref}")
         key_id = resource[len("key/"):]
-        if account != caller.account_id:
-            raise denied(caller, action, ref)
         key = ks.get_key(tx, key_id) if _UUID.match(key_id) else None
+        if account != caller.account_id:
+            # Whether the key exists is not told to another account that may not use it.
+            if (key is None or key.account_id != account or key.region != region or region != caller.region
+                    or action not in CROSS_ACCOUNT_ACTIONS or caller.ctx is None):
+                raise denied(caller, action, ref)
+            return key
         if key is None or key.account_id != account or key.region != region or region != caller.region:
             raise _not_found(ref)
         return key

@@ -20,6 +20,7 @@ from strongroom.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from strongroom.services.kms.access import CROSS_ACCOUNT_ACTIONS, authorize_identity, authorize_key
 from strongroom.services.kms.core import (
     SYMMETRIC_DEFAULT,
     Caller,
@@ -57,9 +58,12 @@ def decrypt_blob(deps: KmsDeps, tx: Tx, caller: Caller, blob: bytes, context: Ma
     except CiphertextError:
         raise InvalidCiphertextException("") from None
     key = ks.get_key(tx, header.key_id)
-    if key is None or key.region != caller.region or key.account_id != caller.account_id:
+    if key is None or key.region != caller.region:
+        raise AccessDeniedException(UNKNOWN_CIPHERTEXT_KEY)
+    if key.account_id != caller.account_id and (caller.ctx is None or action not in CROSS_ACCOUNT_ACTIONS):
         raise AccessDeniedException(UNKNOWN_CIPHERTEXT_KEY)
     require_usable_by(key, caller, action)
+    authorize_key(caller, key, action, encryption_context=context or {})
     require_enabled(key)
     material = load_material(deps, tx, key, header.material_version)
     if material is None:
@@ -70,9 +74,13 @@ def decrypt_blob(deps: KmsDeps, tx: Tx, caller: Caller, blob: bytes, context: Ma
         raise InvalidCiphertextException("") from None
 
 
-def usable_key(tx: Tx, caller: Caller, ref: str, action: str) -> KmsKeyRecord:
-    key = resolve_key(tx, caller, ref, action=action)
+def usable_key(tx: Tx, caller: Caller, ref: str, action: str,
+               context: Mapping[str, str] | None = None) -> KmsKeyRecord:
+    """The key for a cryptographic operation, authorized with the request's encryption context."""
+    key = resolve_key(tx, caller, ref, action=action, authorize=False)
     require_usable_by(key, caller, action)
+    authorize_key(caller, key, action, encryption_context=context or {},
+                  request_alias=ref if ref.startswith("alias/") or ":alias/" in ref else None)
     require_enabled(key)
     return key
 
@@ -97,7 +105,7 @@ def _dry_run(req: dict[str, Any]) -> None:
 # -- operations -----------------------------------------------------------------
 def encrypt(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     with deps.store.read() as tx:
-        key = usable_key(tx, Caller.of(ctx), req["KeyId"], "Encrypt")
+        key = usable_key(tx, Caller.of(ctx), req["KeyId"], "Encrypt", req.get("EncryptionContext"))
         _check_request(req, key, "EncryptionAlgorithm")
         _dry_run(req)
         blob = encrypt_under(deps, tx, key, req["Plaintext"], req.get("EncryptionContext"))
@@ -111,7 +119,8 @@ def decrypt(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str
     caller = Caller.of(ctx)
     _check_request(req, None, "EncryptionAlgorithm")
     with deps.store.read() as tx:
-        named = resolve_key(tx, caller, req["KeyId"], action="Decrypt") if "KeyId" in req else None
+        named = (resolve_key(tx, caller, req["KeyId"], action="Decrypt", authorize=False)  # the blob's key is
+                 if "KeyId" in req else None)  # authorized below, with the encryption context
         key, version, plaintext = decrypt_blob(deps, tx, caller, req["CiphertextBlob"],
                                                req.get("EncryptionContext"))
     if named is not None and named.key_id != key.key_id:
@@ -129,13 +138,14 @@ def re_encrypt(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[
     caller = Caller.of(ctx)
     _check_request(req, None, "SourceEncryptionAlgorithm", "DestinationEncryptionAlgorithm")
     with deps.store.read() as tx:
-        named = resolve_key(tx, caller, req["SourceKeyId"], action="ReEncryptFrom") if "SourceKeyId" in req else None
+        named = (resolve_key(tx, caller, req["SourceKeyId"], action="ReEncryptFrom", authorize=False)
+                 if "SourceKeyId" in req else None)
         source, version, plaintext = decrypt_blob(deps, tx, caller, req["CiphertextBlob"],
                                                   req.get("SourceEncryptionContext"), action="ReEncryptFrom")
         if named is not None and named.key_id != source.key_id:
             raise IncorrectKeyException("The key ID in the request does not identify a CMK that can perform "
                                         "this operation.")
-        dest = usable_key(tx, caller, req["DestinationKeyId"], "ReEncryptTo")
+        dest = usable_key(tx, caller, req["DestinationKeyId"], "ReEncryptTo", req.get("DestinationEncryptionContext"))
         _dry_run(req)
         blob = encrypt_under(deps, tx, dest, plaintext, req.get("DestinationEncryptionContext"))
     return {
@@ -171,7 +181,7 @@ def generate_data_key_without_plaintext(deps: KmsDeps, ctx: RequestContext, req:
 def _generate(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any], action: str) -> dict[str, Any]:
     size = data_key_size(req)
     with deps.store.read() as tx:
-        key = usable_key(tx, Caller.of(ctx), req["KeyId"], action)
+        key = usable_key(tx, Caller.of(ctx), req["KeyId"], action, req.get("EncryptionContext"))
         _check_request(req, key)
         _dry_run(req)
         plaintext = os.urandom(size)
@@ -181,6 +191,7 @@ def _generate(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any], action: s
 
 
 def generate_random(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    authorize_identity(ctx, "GenerateRandom")
     _check_request(req, None)
     if req.get("CustomKeyStoreId"):
         raise UnsupportedOperationException("Custom key stores aren't supported by strongroom.")

@@ -27,7 +27,9 @@ from strongroom.crypto.keyring import (
     Keyring,
     SealContext,
 )
+from strongroom.context import current_request
 from strongroom.errors import AccessDeniedException, AwsError, KMSInternalException
+from strongroom.services.kms.access import authorize_key
 from strongroom.services.kms.core import Caller, KmsDeps, alias_arn, require_enabled, require_usable_by, resolve_key
 from strongroom.services.kms.cryptoops import decrypt_blob, encrypt_under
 from strongroom.services.kms.materials import SECRETS_MANAGER_ALIAS, ensure_managed_key
@@ -51,7 +53,9 @@ class KmsKeyring:
         try:
             with self._tx(context, write=True) as tx:
                 key = self._key_for(tx, context, kms_key_id)
-                require_usable_by(key, self._caller(context), "GenerateDataKey")
+                caller = self._caller(context)
+                require_usable_by(key, caller, "GenerateDataKey")
+                authorize_key(caller, key, "GenerateDataKey", encryption_context=context.encryption_context)
                 require_enabled(key)
                 # GenerateDataKey: a fresh data key, returned with its encryption under the KMS key.
                 data_key = os.urandom(DATA_KEY_BYTES)
@@ -77,6 +81,8 @@ class KmsKeyring:
                                                 context.encryption_context)
         except KMSInternalException:
             raise
+        except AccessDeniedException as err:
+            raise KeyAccessDenied(err.message, kms_code=err.code) from None
         except AwsError as err:
             raise DecryptionError(err.message, kms_code=err.code) from None
         if _label(key) != key_id:
@@ -93,7 +99,8 @@ class KmsKeyring:
             return  # created on first use
         try:
             with self._tx(context, write=False) as tx:
-                resolve_key(tx, self._caller(context), kms_key_id, action="DescribeKey")
+                # Existence only: using the key (GenerateDataKey, Decrypt) is what its policy decides.
+                resolve_key(tx, self._caller(context), kms_key_id, action="DescribeKey", authorize=False)
         except AccessDeniedException as err:
             raise KeyAccessDenied(err.message, kms_code=err.code) from None
         except AwsError as err:
@@ -101,13 +108,17 @@ class KmsKeyring:
 
     # -- helpers ------------------------------------------------------------------
     def _caller(self, context: SealContext) -> Caller:
-        return Caller(context.account_id, context.region, f"arn:aws:iam::{context.account_id}:root",
-                      via_service=SERVICE)
+        """Secrets Manager acting for the request's caller (kms:ViaService), in the secret's account."""
+        ctx = current_request.get()
+        arn = ctx.principal.arn if ctx is not None else f"arn:aws:iam::{context.account_id}:root"
+        return Caller(context.account_id, context.region, arn, via_service=SERVICE, ctx=ctx)
 
     @contextmanager
     def _tx(self, context: SealContext, *, write: bool) -> Iterator[Tx]:
         if context.tx is not None:
-            yield cast(Tx, context.tx)
+            # Inside the secret's write: the KMS key is used, not changed, so it is share-locked
+            # (a concurrent DisableKey waits for this seal) and writers of other secrets don't queue.
+            yield cast(Tx, context.tx).sharing()
             return
         with (self.deps.store.write() if write else self.deps.store.read()) as tx:
             yield tx
@@ -118,7 +129,7 @@ class KmsKeyring:
     def _key_for(self, tx: Tx, context: SealContext, kms_key_id: str | None) -> KmsKeyRecord:
         if not kms_key_id or self._is_managed_alias(context, kms_key_id):
             return ensure_managed_key(self.deps, tx, context.account_id, context.region)
-        return resolve_key(tx, self._caller(context), kms_key_id, action="GenerateDataKey")
+        return resolve_key(tx, self._caller(context), kms_key_id, action="GenerateDataKey", authorize=False)
 
 
 def _label(key: KmsKeyRecord) -> str:

@@ -14,6 +14,7 @@ from strongroom.errors import (
     ValidationException,
 )
 from strongroom.services.kms import paging
+from strongroom.services.kms.access import authorize_identity, authorize_key
 from strongroom.services.kms.core import (
     DAY,
     DISABLED,
@@ -34,6 +35,7 @@ from strongroom.services.kms.tags import check_tags
 from strongroom.storage import kms_store as ks
 
 log = logging.getLogger("strongroom.kms")
+KEY_CHANGED = "kms-key"  # change-event topic: every node drops the key's cached material
 UNSUPPORTED_SPEC = ("strongroom supports only symmetric encryption keys "
                     "(KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
 
@@ -55,6 +57,12 @@ def create_key(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[
         raise UnsupportedOperationException("Multi-Region keys aren't supported by strongroom.")
     tags = req.get("Tags", [])
     check_tags(tags)
+    authorize_identity(ctx, "CreateKey", extra={
+        "kms:KeySpec": spec, "kms:KeyUsage": usage, "kms:KeyOrigin": req.get("Origin", "AWS_KMS"),
+        "kms:BypassPolicyLockoutSafetyCheck": bool(req.get("BypassPolicyLockoutSafetyCheck", False)),
+        **{f"aws:RequestTag/{t['TagKey']}": t["TagValue"] for t in tags},
+        **({"aws:TagKeys": [t["TagKey"] for t in tags]} if tags else {}),
+    })
     policy = req.get("Policy")
     if policy is None:
         policy = default_key_policy(ctx.account_id)
@@ -78,7 +86,9 @@ def describe_key(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dic
                 raise
     # DescribeKey on a predefined AWS alias creates the AWS managed key, as KMS does.
     with deps.store.write() as tx:
-        return {"KeyMetadata": key_metadata(ensure_managed_key(deps, tx, ctx.account_id, ctx.region))}
+        key = ensure_managed_key(deps, tx, ctx.account_id, ctx.region)
+    authorize_key(caller, key, "DescribeKey", request_alias=req["KeyId"])
+    return {"KeyMetadata": key_metadata(key)}
 
 
 def _alias_arn_of(ctx: RequestContext, name: str) -> str:
@@ -86,6 +96,7 @@ def _alias_arn_of(ctx: RequestContext, name: str) -> str:
 
 
 def list_keys(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    authorize_identity(ctx, "ListKeys")
     with deps.store.read() as tx:
         keys = ks.list_keys(tx, ctx.account_id, ctx.region)
     chunk, more = paging.page(keys, lambda k: k.key_id, req, "keys", default_limit=100)
@@ -120,6 +131,7 @@ def _set_enabled(deps: KmsDeps, ctx: RequestContext, ref: str, enabled: bool) ->
         require_not_pending(key)
         key.key_state = ENABLED if enabled else DISABLED
         ks.update_key(tx, key)
+        tx.publish(KEY_CHANGED, key.key_id)
     deps.cache.invalidate(key.key_id)
     return {}
 
@@ -141,6 +153,7 @@ def schedule_key_deletion(deps: KmsDeps, ctx: RequestContext, req: dict[str, Any
         key.deletion_date = deps.clock() + window * DAY
         key.pending_window_days = window
         ks.update_key(tx, key)
+        tx.publish(KEY_CHANGED, key.key_id)
         in_use = ks.secrets_sealed_with(tx, key.arn)
     deps.cache.invalidate(key.key_id)
     if in_use:
@@ -172,6 +185,7 @@ def purge_due_keys(deps: KmsDeps) -> int:
         due = ks.keys_due_for_deletion(tx, deps.clock())
         for key in due:
             ks.delete_key(tx, key.key_id)
+            tx.publish(KEY_CHANGED, key.key_id)
     for key in due:
         deps.cache.invalidate(key.key_id)
         log.info("deleted KMS key after its waiting period", extra={"key_arn": key.arn})

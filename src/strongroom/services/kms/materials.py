@@ -23,7 +23,7 @@ MANAGED_DESCRIPTION = "Default key that protects my Secrets Manager data when no
 DEFAULT_ROTATION_DAYS = 365
 
 
-def _purpose(key_id: str, version: int) -> bytes:
+def material_purpose(key_id: str, version: int) -> bytes:
     # Binds each wrapped blob to its key and version: a row copied onto another key won't unwrap.
     return f"kms-key-material:{key_id}:{version}".encode()
 
@@ -42,7 +42,7 @@ def add_material(deps: KmsDeps, tx: Tx, key: KmsKeyRecord, rotation_type: str | 
 
 def _insert_material(deps: KmsDeps, tx: Tx, key_id: str, version: int, rotation_type: str | None) -> None:
     material = aead.new_key()
-    wrapped = deps.root.wrap(material, _purpose(key_id, version))
+    wrapped = deps.root.wrap(material, material_purpose(key_id, version))
     ks.insert_material(tx, KmsMaterialRecord(key_id, version, deps.clock(), rotation_type, wrapped))
 
 
@@ -55,7 +55,7 @@ def load_material(deps: KmsDeps, tx: Tx, key: KmsKeyRecord, version: int) -> byt
     if record is None:
         return None
     try:
-        material = deps.root.unwrap(record.material_wrapped, _purpose(key.key_id, version))
+        material = deps.root.unwrap(record.material_wrapped, material_purpose(key.key_id, version))
     except RootKeyError:
         log.error("key material does not unwrap under the root key", extra={"key_id": key.key_id})
         raise KMSInternalException("The key material could not be unwrapped.") from None

@@ -13,6 +13,7 @@ from strongroom.context import RequestContext
 from strongroom.errors import UnsupportedOperationException
 from strongroom.services.kms import aliases, cryptoops, keys, policies, rotation, tags
 from strongroom.services.kms.core import KmsDeps
+from strongroom.storage.retry import retrying
 
 log = logging.getLogger("strongroom.kms")
 Operation = Callable[[KmsDeps, RequestContext, dict[str, Any]], dict[str, Any]]
@@ -82,7 +83,7 @@ class Kms:
     def call(self, name: str, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         op = self.operation(name)
         assert op is not None
-        return op(self.deps, ctx, request)
+        return retrying(op)(self.deps, ctx, request)  # see storage/retry.py
 
 
 def run_maintenance(deps: KmsDeps) -> tuple[int, int]:

@@ -123,6 +123,8 @@ def open_value(deps: Deps, secret: SecretRecord, version: VersionRecord, tx: Tx 
             value_binding(secret, version.version_id),
             context=key_context(secret, version.version_id, tx),
         )
+    except KeyAccessDenied:
+        raise AccessDeniedException(KMS_DENIED) from None
     except DecryptionError as err:
         raise DecryptionFailure(
             "Secrets Manager can't decrypt the protected secret text using the provided KMS key" + _kms_reason(err)

@@ -10,7 +10,7 @@ from strongroom.context import RequestContext
 from strongroom.errors import InvalidParameterException, InvalidRequestException
 from strongroom.services.secretsmanager import schedule, staging
 from strongroom.services.secretsmanager.core import Deps, changed, find, require_live
-from strongroom.storage import VersionRecord
+from strongroom.storage import VersionRecord, rotation_store
 
 _REPLICATION = "Replication to other Regions isn't available on this strongroom deployment."
 
@@ -48,6 +48,8 @@ def rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
                 secret.version_seq += 1
                 tx.insert_version(VersionRecord(secret.id, token, secret.version_seq, now))  # type: ignore[arg-type]
             tx.replace_stages(secret.id, {**stages, staging.PENDING: token})  # type: ignore[arg-type]
+            # Durable request for the rotation engine (strongroom/rotation), committed with the version.
+            rotation_store.request(tx.conn, secret.id, token, now)  # type: ignore[arg-type]
             out["VersionId"] = token
         secret.last_changed_date = now
         tx.update_secret(secret)
@@ -66,6 +68,7 @@ def cancel_rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -
         secret.last_changed_date = deps.clock()
         stages = tx.stages(secret.id)  # type: ignore[arg-type]
         tx.update_secret(secret)
+        rotation_store.cancel(tx.conn, secret.id, secret.last_changed_date)  # type: ignore[arg-type]
     changed(deps, secret)
     out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
     if staging.PENDING in stages and stages[staging.PENDING] != stages.get(staging.CURRENT):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from strongroom.context import RequestContext
+from strongroom.context import RequestContext, current_request
 from strongroom.services.secretsmanager import listing, policies, rotation, secrets, values
 from strongroom.services.secretsmanager.access import authorize
 from strongroom.services.secretsmanager.core import Deps
 from strongroom.services.secretsmanager.password import generate
+from strongroom.storage.retry import retrying
 
 Operation = Callable[[Deps, RequestContext, dict[str, Any]], dict[str, Any]]
 
@@ -73,4 +74,9 @@ class SecretsManager:
         return OPERATIONS.get(name)
 
     def call(self, name: str, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
-        return OPERATIONS[name](self.deps, ctx, request)
+        token = current_request.set(ctx)  # KMS key policies are evaluated for this caller
+        try:
+            # A transaction ended by a concurrent one (PostgreSQL) is re-run whole: storage/retry.py.
+            return retrying(OPERATIONS[name])(self.deps, ctx, request)
+        finally:
+            current_request.reset(token)

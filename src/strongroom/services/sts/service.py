@@ -27,6 +27,7 @@ from strongroom.services.iam.core import Deps, check_identity_policy, check_tags
 from strongroom.services.sts import trust
 from strongroom.storage import iam_store
 from strongroom.storage.iam_store import RoleRecord, SessionRecord
+from strongroom.storage.retry import retrying
 
 Operation = Callable[[Deps, RequestContext, dict[str, Any]], dict[str, Any]]
 
@@ -191,4 +192,4 @@ class STS:
         return OPERATIONS.get(name)
 
     def call(self, name: str, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
-        return OPERATIONS[name](self.deps, ctx, request)
+        return retrying(OPERATIONS[name])(self.deps, ctx, request)  # see storage/retry.py
