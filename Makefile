@@ -25,10 +25,12 @@ run: install
 	$(BIN)/strongroom serve --port $(PORT)
 
 test: dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4 --dist loadfile
 
+# Every performance target in one run (docs/benchmarks.md); `make bench BENCH_ARGS=--quick` for a smoke run.
+BENCH_ARGS ?=
 bench: dev
-	$(BIN)/python bench/getsecretvalue.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -71,28 +71,73 @@ def pinner(cpus: set[int] | None):  # type: ignore[no-untyped-def]
     return pin
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and every live descendant (uvicorn's worker processes with `--workers N`)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo and len(out) < 4096:  # bounded
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads included."""
+    """utime + stime of a process and its descendants, all their threads included."""
     user, system = cpu_split(pid)
     return user + system
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
-    """(utime, stime) of a process in seconds, all its threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+    """(utime, stime) in seconds of a process and its live descendants, all threads included."""
+    user = system = 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11]) / CLK_TCK
+        system += int(fields[12]) / CLK_TCK
+    return user, system
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size (VmRSS, KiB) summed over a process and its live descendants."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def context_switches(pid: int) -> int:
-    """Voluntary + involuntary context switches of every live thread of a process."""
+    """Voluntary + involuntary context switches of every live thread of a process and its descendants."""
     total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for p in process_tree(pid):
         try:
-            for line in (task / "status").read_text().splitlines():
-                if "ctxt_switches:" in line:
-                    total += int(line.split(":")[1])
-        except (OSError, ValueError):
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
             continue
+        for task in tasks:
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split(":")[1])
+            except (OSError, ValueError):
+                continue
     return total
 
 
@@ -174,19 +219,25 @@ class Target:
         stop(self.proc, self.name)
 
 
+def server_env(work: Path) -> dict[str, str]:
+    """The environment of a strongroom process on `work`'s data directory and AWS profile files."""
+    env = {**os.environ,
+           "STRONGROOM_DATA_DIR": str(work / "data"),
+           "AWS_CONFIG_FILE": str(work / "aws" / "config"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(work / "aws" / "credentials")}
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "STRONGROOM_DATABASE_URL"):
+        env.pop(var, None)
+    return env
+
+
 class Strongroom(Target):
     name = "strongroom"
 
     def __init__(self, work: Path, cpus: set[int] | None, log_level: str, switch_interval: float | None = None):
         self.work = work
         self.port = free_port()
-        env = {**os.environ,
-               "STRONGROOM_DATA_DIR": str(work / "data"),
-               "AWS_CONFIG_FILE": str(work / "aws" / "config"),
-               "AWS_SHARED_CREDENTIALS_FILE": str(work / "aws" / "credentials")}
-        for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "STRONGROOM_DATABASE_URL"):
-            env.pop(var, None)
+        env = server_env(work)
         cli = [sys.executable, "-m", "strongroom.cli.main"]
         done = subprocess.run([*cli, "init", "--endpoint-url", f"http://127.0.0.1:{self.port}"], env=env,
                               capture_output=True, text=True, timeout=120)
@@ -354,13 +405,13 @@ def _short(frame: str) -> str:
 
 def drive(target: Target | None, port: int, credentials: dict[str, str], op: str, names: list[str], args: Any,
           server_pid: int | None, profile_out: Path | None = None, seconds: float | None = None,
-          warmup: float | None = None) -> dict[str, Any]:
+          warmup: float | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One load-generator run against one server; returns the generator's result plus server CPU."""
     cfg = {"host": "127.0.0.1", "port": port, "connections": args.connections, "op": op,
            "seconds": seconds if seconds is not None else args.seconds,
            "warmup": warmup if warmup is not None else args.warmup,
            "secrets": names, "credentials": credentials, "value_size": args.value_size,
-           "max_pool": args.max_pool, "seed": random.randrange(1 << 30)}
+           "max_pool": args.max_pool, "seed": random.randrange(1 << 30), **(extra or {})}
     proc = subprocess.Popen([sys.executable, str(LOADGEN)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             preexec_fn=pinner(args.load_cpus), text=True)
     budget = cfg["warmup"] + cfg["seconds"] + 180

@@ -137,7 +137,16 @@ class Job:
         self.signer = Signer(cred["access_key"], cred["secret_key"], cred["region"])
         self.op = cfg["op"]
         self.target = {"get": "secretsmanager.GetSecretValue", "put": "secretsmanager.PutSecretValue",
-                       "trivial": "secretsmanager.GetSecretValue"}[self.op]
+                       "trivial": "secretsmanager.GetSecretValue",
+                       "list": "secretsmanager.ListSecrets", "list-name": "secretsmanager.ListSecrets",
+                       "list-tag": "secretsmanager.ListSecrets"}[self.op]
+        # ListSecrets walks pages: each request depends on the previous response (its NextToken),
+        # so those requests are signed as they are sent (a few µs each), never pooled.
+        self.paged = self.op.startswith("list")
+        self.max_results = int(cfg.get("max_results", 100))
+        self.tag_key = cfg.get("tag_key", "bench-tenth")
+        # A sweep reads every name exactly once, in order, then stops: the "full read pass".
+        self.sweep = bool(cfg.get("sweep", False))
         self.names: list[str] = cfg["secrets"]
         self.rng = random.Random(cfg.get("seed", 1))
         self.value_size = int(cfg.get("value_size", 64))
@@ -156,6 +165,30 @@ class Job:
 
     def sign_one(self) -> bytes:
         return self.signer.raw_request(self.host, self.target, self.body(), self.amz_date)
+
+    def list_body(self, token: str | None, walk: dict[str, Any]) -> bytes:
+        """One ListSecrets page: unfiltered, a name prefix (about 100 matches) or a tag key."""
+        req: dict[str, Any] = {"MaxResults": self.max_results}
+        if self.op == "list-name":
+            if "prefix" not in walk:
+                walk["prefix"] = self.names[self.rng.randrange(len(self.names))][:-2]
+            req["Filters"] = [{"Key": "name", "Values": [walk["prefix"]]}]
+        elif self.op == "list-tag":
+            req["Filters"] = [{"Key": "tag-key", "Values": [self.tag_key]}]
+        if token:
+            req["NextToken"] = token
+        return json.dumps(req).encode()
+
+    def sign_list(self, token: str | None, walk: dict[str, Any]) -> bytes:
+        return self.signer.raw_request(self.host, self.target, self.list_body(token, walk), amz_date_now())
+
+    def take_sweep(self) -> bytes | None:
+        i = self.next
+        if i >= len(self.names):
+            return None
+        self.next = i + 1
+        body = json.dumps({"SecretId": self.names[i]}).encode()
+        return self.signer.raw_request(self.host, self.target, body, amz_date_now())
 
     def fill(self, n: int) -> float:
         """Sign a fresh pool of n distinct requests; returns the seconds it took."""
@@ -182,6 +215,7 @@ async def run_phase(job: Job, conns: int, seconds: float, record: bool) -> dict[
     samples: list[str] = []
     check_body = job.op == "get"
     bad_bodies = 0
+    pages = {"walks_finished": 0, "pages": 0, "items": 0}
     reconnects = 0
     deadline = time.perf_counter() + seconds
 
@@ -194,6 +228,8 @@ async def run_phase(job: Job, conns: int, seconds: float, record: bool) -> dict[
         conn: Conn | None = None
         consecutive = 0
         perf_ns = time.perf_counter_ns
+        token: str | None = None
+        walk: dict[str, Any] = {}
         while time.perf_counter() < deadline and consecutive < MAX_CONSECUTIVE_FAILURES:
             if conn is None or conn.lost:
                 try:
@@ -204,7 +240,15 @@ async def run_phase(job: Job, conns: int, seconds: float, record: bool) -> dict[
                     consecutive += 1
                     await asyncio.sleep(0.05)
                     continue
-            raw = job.take()
+            if job.paged:
+                raw = job.sign_list(token, walk)
+            elif job.sweep:
+                got_raw = job.take_sweep()
+                if got_raw is None:
+                    break  # every name read once
+                raw = got_raw
+            else:
+                raw = job.take()
             t0 = perf_ns()
             try:
                 status, body, close = await conn.request(raw)
@@ -227,6 +271,20 @@ async def run_phase(job: Job, conns: int, seconds: float, record: bool) -> dict[
                     samples.append(f"{status} {body[:300]!r}")
             elif check_body and b'"SecretString"' not in body:
                 bad_bodies += 1
+            elif job.paged:
+                try:
+                    page = json.loads(body)
+                    items = len(page["SecretList"])
+                except (ValueError, KeyError, TypeError):
+                    bad_bodies += 1
+                    token, walk = None, {}
+                else:
+                    pages["pages"] += 1
+                    pages["items"] += items
+                    token = page.get("NextToken")
+                    if not token:  # walk done: start another one from the first page
+                        pages["walks_finished"] += 1
+                        walk = {}
             if close:
                 assert conn.transport is not None
                 conn.transport.close()
@@ -256,6 +314,11 @@ async def run_phase(job: Job, conns: int, seconds: float, record: bool) -> dict[
         "generator_cpu_util": cpu / elapsed if elapsed > 0 else 0.0,
         "connections_opened": reconnects,
     }
+    if job.paged:
+        out["paging"] = {**pages, "items_per_page": pages["items"] / pages["pages"] if pages["pages"] else 0.0}
+    if job.sweep:
+        out["sweep"] = {"names": len(job.names), "requested": min(job.next, len(job.names)),
+                        "complete": job.next >= len(job.names) and ok == len(job.names)}
     if record and latencies:
         latencies.sort()
         n = len(latencies)
@@ -272,6 +335,22 @@ async def main_job(cfg: dict[str, Any]) -> dict[str, Any]:
     job = Job(cfg)
     verify_against_botocore(job.signer, job.host, job.target, job.body())
     conns, seconds, warmup = int(cfg["connections"]), float(cfg["seconds"]), float(cfg["warmup"])
+    if job.paged or job.sweep:
+        # Signed as they go: no pool. A sweep's `seconds` is its deadline.
+        if warmup > 0 and not job.sweep:
+            say("phase warmup")
+            warm = await run_phase(job, conns, warmup, record=False)
+        else:
+            warm = {"elapsed_s": 0.0, "requests": 0, "throughput_rps": 0.0, "errors": 0, "statuses": {}}
+        job.next = 0
+        say("phase measure")
+        res = await run_phase(job, conns, seconds, record=True)
+        res.update({"warmup": {k: warm[k] for k in ("elapsed_s", "requests", "throughput_rps", "errors",
+                                                    "statuses")},
+                    "pool_size": 0, "signed_in_window": res["requests"], "signer_verified_against_botocore": True,
+                    "event_loop": "uvloop" if uvloop is not None else "asyncio",
+                    "affinity": sorted(os.sched_getaffinity(0))})
+        return res
     # Warm-up on a small pool (signing on the fly once it runs dry) to learn the rate.
     job.fill(min(int(cfg.get("warmup_pool", 2000)), int(cfg["max_pool"])))
     say("phase warmup")

@@ -8,8 +8,14 @@ unreachable, event loop stalled) stops running jobs as soon as its local
 clock says the lease may have expired, before any other node could take it.
 
 Jobs are plain blocking functions (one pass each), run in a worker thread:
-purging deleted secrets, KMS key deletion and rotation, and whatever is
-added later (rotation scheduler, audit digests).
+purging deleted secrets, and KMS key deletion and rotation (server.py).
+
+Two kinds of background work are deliberately not jobs here, because they
+share out per item rather than per deployment: secret rotations, which every
+process's scheduler claims one secret at a time with a lease on that secret's
+rotation_state row (rotation/scheduler.py, storage/rotation_store.py), and
+audit digests, which whichever process extends the audit chain signs under the
+chain head's row lock (audit/writer.py). docs/deployment.md, "Background work".
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ class Settings:
     purge_interval: float = 60.0
     lease_seconds: float = 15.0  # background work moves to another node this long after its holder dies
     cache_ttl: float = 5.0  # credential and policy caches: the bound on staleness if a change event is lost
+    # [cache] max_secrets: most secrets the read path keeps per process (0: no cache); see cache/secrets.py.
+    cache_max_secrets: int = 10_000
     # The whole [root_key] table (source and its settings), read by strongroom.rootkeys.sources.
     root_key: dict[str, Any] = field(default_factory=dict)
     # The [audit], [alerts] and [metrics] tables, read by strongroom.monitoring.
@@ -80,8 +82,15 @@ def load_settings(data_dir: str | os.PathLike[str] | None = None, database_url: 
         purge_interval=float(server.get("purge_interval_seconds", 60.0)),
         lease_seconds=float(server.get("lease_seconds", 15.0)),
         cache_ttl=float(server.get("cache_ttl_seconds", 5.0)),
+        cache_max_secrets=_non_negative_int(file_cfg.get("cache", {}).get("max_secrets", 10_000), "[cache] max_secrets"),
         root_key=dict(root_key),
         audit=dict(file_cfg.get("audit", {})),
         alerts=dict(file_cfg.get("alerts", {})),
         metrics=dict(file_cfg.get("metrics", {})),
     )
+
+
+def _non_negative_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number, 0 or more (got {value!r})")
+    return value

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from strongroom.auth.credentials import CredentialResolver
 from strongroom.background import BackgroundWork, Job
+from strongroom.cache.secrets import SecretCache
 from strongroom.config import Settings, load_settings
 from strongroom.crypto.keyring import RootKeyring
 from strongroom.crypto.rootchain import SEALED_MESSAGE, SealedError
@@ -43,6 +44,7 @@ from strongroom.services.secretsmanager.secrets import purge_deleted
 from strongroom.storage import Store, open_store
 from strongroom.storage.migrate import upgrade
 from strongroom.storage.notify import ChangeFeed, open_feed
+from strongroom.storage.store import KMS_KEYS_CHANGED, SECRET_CHANGED
 
 log = logging.getLogger("strongroom")
 
@@ -100,15 +102,17 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     keys.load()
     root = keys.chain
     kms_deps = KmsDeps(store=store, root=root)
+    feed = open_feed(store)
+    store.feed = feed
     # Secrets are sealed under KMS keys; versions sealed before KMS existed still open via the root keyring.
-    deps = Deps(store=store, keyring=KmsKeyring(kms_deps, legacy=RootKeyring(root)))
+    keyring = KmsKeyring(kms_deps, legacy=RootKeyring(root), max_data_keys=max(settings.cache_max_secrets, 1))
+    cache = SecretCache(settings.cache_max_secrets) if settings.cache_max_secrets else None
+    deps = Deps(store=store, keyring=keyring, cache=cache, fresh=feed.sync)
     sm = SecretsManager(deps)
     kms = Kms(kms_deps)
     resolver = CredentialResolver(store, root, ttl=settings.cache_ttl)
     policies = PolicyCache(store, ttl=settings.cache_ttl)
-    feed = open_feed(store)
-    store.feed = feed
-    _invalidate_on_change(feed, resolver, policies, kms_deps)
+    _invalidate_on_change(feed, resolver, policies, kms_deps, keyring, cache)
 
     monitoring: Monitoring | None = None
 
@@ -134,22 +138,31 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     background = BackgroundWork(store, jobs, lease_ttl=settings.lease_seconds)
     registry = FunctionRegistry(store, root, settings.data_dir / "functions")
     invoker = FunctionInvoker(registry, deps, root, endpoint_from(settings.data_dir))
-    rotation = RotationEngine(deps, invoker, settings_from_env()[2])
+    rotation = RotationEngine(deps, invoker, settings_from_env()[2],
+                              audit=monitoring.audit if monitoring is not None else None)
     return Runtime(settings, store, root, deps, gateway, kms=kms_deps, keys=keys, feed=feed,
                    functions=Functions(registry, invoker), rotation=rotation,
                    background=background, monitoring=monitoring)
 
 
 def _invalidate_on_change(feed: ChangeFeed, resolver: CredentialResolver, policies: PolicyCache,
-                          kms: KmsDeps) -> None:
-    """Caches drop what any node changed: this node's changes at commit, others' through the feed."""
+                          kms: KmsDeps, keyring: KmsKeyring, cache: SecretCache | None) -> None:
+    """Caches drop what any node changed: this node's changes at commit, others' through the feed
+    (and, for the secrets read path, before any request trusts them: ChangeFeed.sync)."""
 
     def iam_changed(_account_id: str) -> None:
         resolver.invalidate()
         policies.invalidate()
 
+    def key_changed(key_id: str) -> None:
+        kms.cache.invalidate(None if key_id == "*" else key_id)
+        keyring.forget_key(key_id)
+
     feed.subscribe(IAM_CHANGED, iam_changed)
-    feed.subscribe(KEY_CHANGED, lambda key_id: kms.cache.invalidate(None if key_id == "*" else key_id))
+    feed.subscribe(KEY_CHANGED, key_changed)
+    feed.subscribe(KMS_KEYS_CHANGED, keyring.forget_key)
+    if cache is not None:
+        feed.subscribe(SECRET_CHANGED, cache.invalidate)
 
 
 def _purge(deps: Deps) -> int:
@@ -184,7 +197,8 @@ def create_app(rt: Runtime, admin_token: str | None = None) -> Starlette:
     if rt.monitoring is not None:
         app.router.routes.extend(rt.monitoring.routes())
     if admin_token and rt.keys is not None:
-        app.router.routes.extend(admin.admin_routes(rt.keys, admin_token))
+        app.router.routes.extend(admin.admin_routes(rt.keys, admin_token,
+                                                    audit=rt.monitoring.audit if rt.monitoring else None))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -122,7 +122,7 @@ def start_configured(tmp: Any, backend: Any, config: str) -> Server:
     """A server whose config.toml has `config` appended to what `strongroom init` wrote."""
     import os
 
-    from tests.conftest import start_server, strongroom
+    from tests.conftest import _remember_profile_keys, start_server, strongroom
 
     database_url = backend.new_database() if backend is not None else None
     env = {**os.environ, "STRONGROOM_DATA_DIR": str(tmp / "data"), "AWS_CONFIG_FILE": str(tmp / "aws" / "config"),
@@ -133,6 +133,7 @@ def start_configured(tmp: Any, backend: Any, config: str) -> Server:
     if database_url:
         env["STRONGROOM_DATABASE_URL"] = database_url
     strongroom("init", env=env)
+    _remember_profile_keys(env)
     path = tmp / "data" / "config.toml"
     path.write_text(path.read_text() + "\n" + config)
     return start_server(tmp, init=False, database_url=database_url)

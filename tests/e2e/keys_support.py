@@ -38,9 +38,9 @@ def env_for(tmp: Path, extra: dict[str, str] | None = None, database_url: str | 
 
 
 def init(tmp: Path, *args: str, extra: dict[str, str] | None = None, input: str | None = None,
-         check: bool = True) -> Any:
-    return strongroom("init", "--endpoint-url", "http://127.0.0.1:1", *args, env=env_for(tmp, extra),
-                      input=input, check=check)
+         check: bool = True, database_url: str | None = None) -> Any:
+    return strongroom("init", "--endpoint-url", "http://127.0.0.1:1", *args,
+                      env=env_for(tmp, extra, database_url), input=input, check=check)
 
 
 def serve(tmp: Path, extra: dict[str, str] | None = None, database_url: str | None = None) -> Server:

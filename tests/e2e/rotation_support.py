@@ -79,12 +79,24 @@ def execution_role(server: Server, name: str | None = None) -> str:
     return str(arn)
 
 
-def create_rotator(server: Server, name: str, role: str, env: dict[str, str] | None = None) -> str:
-    fn = server.client("lambda").create_function(
+def create_rotator(server: Server, name: str, role: str, env: dict[str, str] | None = None, *,
+                   allow: bool = True) -> str:
+    """Register ROTATOR; with `allow`, grant Secrets Manager the invoke permission AWS requires."""
+    lam = server.client("lambda")
+    fn = lam.create_function(
         FunctionName=name, Runtime="python3.11", Role=role, Handler="lambda_function.lambda_handler",
         Code={"ZipFile": zipped({"lambda_function.py": ROTATOR})}, Timeout=60,
         Environment={"Variables": env or {}})
+    if allow:
+        allow_secrets_manager(server, name)
     return str(fn["FunctionArn"])
+
+
+def allow_secrets_manager(server: Server, function_name: str, **conditions: str) -> None:
+    """AddPermission as AWS's docs show it: secretsmanager.amazonaws.com may invoke the function."""
+    server.client("lambda").add_permission(
+        FunctionName=function_name, StatementId="SecretsManagerAccess", Action="lambda:InvokeFunction",
+        Principal="secretsmanager.amazonaws.com", **conditions)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -202,6 +203,56 @@ def test_metrics_move_as_calls_are_made(srv: Server):
         assert json.loads(resp.read()) == {"status": "ready", "reason": "ready"}
 
 
+def test_rotation_metrics_move_when_a_secret_rotates(srv: Server):
+    from tests.e2e.rotation_support import create_rotator, execution_role, rotated, use_profile_of
+    from tests.e2e.rotation_support import wait_for as wait_long
+
+    before = scrape(srv)
+    name = f"metrics/rotated-{uuid.uuid4().hex[:8]}"
+    with use_profile_of(srv):  # the rotation helpers sign with the current profile files
+        arn = create_rotator(srv, f"fn-{uuid.uuid4().hex[:8]}", execution_role(srv))
+        sm = srv.client(config=NO_RETRY)
+        sm.create_secret(Name=name, SecretString=f"rotate-me-{uuid.uuid4().hex}")
+        sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)
+        wait_long(rotated(sm, name), what="the rotation", server=srv)
+    after = wait_for(lambda: (lambda now: now if metric(now, "strongroom_rotations_total", result="succeeded")
+                              > metric(before, "strongroom_rotations_total", result="succeeded") else None)(
+        scrape(srv)), what="the rotation counter")
+    assert metric(after, "strongroom_rotation_duration_seconds_count") >= \
+        metric(before, "strongroom_rotation_duration_seconds_count") + 1
+    assert metric(after, "strongroom_rotation_duration_seconds_sum") > \
+        metric(before, "strongroom_rotation_duration_seconds_sum")
+    steps = {k: v for k, v in after.items() if k[0] == "strongroom_rotation_steps_total"}
+    assert sum(steps.values()) >= 4  # createSecret, setSecret, testSecret, finishSecret
+
+
+def test_ready_answers_503_when_storage_is_unreachable(srv: Server, backend: Backend):
+    if backend.cluster is None:
+        # SQLite's readiness check (SELECT 1 on a pooled connection) touches no file, and a
+        # process cannot be kept from a file it has open: there is no reliable way to make
+        # a local database "unreachable" for a running server.
+        pytest.skip("storage can only be made unreachable on PostgreSQL")
+    cluster, database = backend.cluster, srv.database_url.rsplit("/", 1)[1]
+
+    def ready() -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(srv.url + "/ready", timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    assert ready()[0] == 200
+    # No new connections (superusers included), and the server's current ones cut.
+    cluster.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    try:
+        cluster.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+        status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(ready()), what="/ready to fail")
+        assert "storage unreachable" in json.dumps(body), body
+    finally:
+        cluster.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    wait_for(lambda: ready()[0] == 200, timeout=30, what="/ready to recover")
+
+
 def test_audit_command_lists_filters_and_prints_json_lines(srv: Server):
     sm = client(srv, config=NO_RETRY)
     name = f"cli/{uuid.uuid4().hex[:8]}"
@@ -235,6 +286,11 @@ def test_usage_reports_unread_secrets_callers_and_cost(srv: Server):
     cost = report["AwsEquivalentCost"]
     assert cost["SecretsPerMonthUSD"] == round(cost["ActiveSecrets"] * 0.40, 2)
     assert cost["ApiCalls"] > 0
+    # $0.05 per 10,000 calls, for the window's calls and projected to a 30-day month.
+    assert cost["ApiCallsUSD"] == round(cost["ApiCalls"] / 10_000 * 0.05, 4)
+    assert cost["ProjectedApiCallsPerMonth"] == round(cost["ApiCalls"] * 30 / 7)
+    assert cost["ProjectedMonthlyUSD"] == round(
+        cost["ActiveSecrets"] * 0.40 + cost["ApiCalls"] * 30 / 7 / 10_000 * 0.05, 2)
     text = strongroom("usage", env={**srv.env, "COLUMNS": "200"}).stdout
     assert "never read" in text and "AWS-equivalent cost" in text
 

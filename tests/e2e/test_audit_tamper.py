@@ -115,7 +115,14 @@ def test_an_altered_event_with_every_hash_recomputed_is_found_by_the_digests(sto
         assert "changed after it signed them" in str(report.problems[0])
 
 
-def test_a_removed_event(store: Store, public_key: Any):
+def cli_findings(srv: Server) -> list[str]:
+    """`strongroom audit verify`'s TAMPERED lines (it must also exit 1 and end with FAILED)."""
+    out = strongroom("audit", "verify", env=srv.env, check=False)
+    assert out.returncode == 1 and out.stdout.splitlines()[-1].startswith("FAILED"), out.stdout
+    return [line for line in out.stdout.splitlines() if line.startswith("TAMPERED ")]
+
+
+def test_a_removed_event(srv: Server, store: Store, public_key: Any):
     with tampering(store, public_key):
         with store.engine.begin() as conn:
             conn.execute(delete(E).where(E.c.seq == 4))
@@ -123,6 +130,9 @@ def test_a_removed_event(store: Store, public_key: Any):
         assert ("removed", 4) in kinds(report)
         assert "events 4..4 are missing" in str(report.problems[0])
         assert ("digest-mismatch", 5) in kinds(report)
+        # The command says where: the seq of the gap.
+        assert any(line.startswith("TAMPERED seq 4") and ": removed: events 4..4 are missing" in line
+                   for line in cli_findings(srv))
 
 
 def test_an_event_removed_from_the_end_with_the_head_rewound(store: Store, public_key: Any):
@@ -142,7 +152,7 @@ def _shift(conn: Any, after: int, by: int) -> None:
     conn.execute(update(E).where(E.c.seq < 0).values(seq=-E.c.seq + by))
 
 
-def test_an_inserted_event(store: Store, public_key: Any):
+def test_an_inserted_event(srv: Server, store: Store, public_key: Any):
     with tampering(store, public_key):
         rows = events(store)
         forged = dict(rows[5])
@@ -158,16 +168,22 @@ def test_an_inserted_event(store: Store, public_key: Any):
         assert ("digest-mismatch", 10) in kinds(report)
         problem = next(p for p in report.problems if p.kind == "broken-link")
         assert problem.event_id == rows[6]["event_id"]
+        assert any(line.startswith(f"TAMPERED seq 8 (eventID {rows[6]['event_id']}): broken-link")
+                   for line in cli_findings(srv))
 
 
-def test_reordered_events(store: Store, public_key: Any):
+def test_reordered_events(srv: Server, store: Store, public_key: Any):
     with tampering(store, public_key):
+        rows = events(store)
         with store.engine.begin() as conn:
             conn.execute(update(E).where(E.c.seq == 8).values(seq=-8))
             conn.execute(update(E).where(E.c.seq == 9).values(seq=8))
             conn.execute(update(E).where(E.c.seq == -8).values(seq=9))
         report = verify(store, public_key)
         assert ("broken-link", 8) in kinds(report) and ("digest-mismatch", 10) in kinds(report)
+        # Where: seq 8 now holds what was event 9, which does not follow event 7.
+        assert any(line.startswith(f"TAMPERED seq 8 (eventID {rows[8]['event_id']}): broken-link")
+                   for line in cli_findings(srv))
 
 
 def test_an_edited_query_column(store: Store, public_key: Any):

@@ -124,8 +124,9 @@ def test_killed_rekey_resumes_and_the_old_key_file_can_go(tmp_path: Path, backen
     assert_absent([old_key, new_key, *materials], srv.database_files(), logs)
 
 
-def test_rekey_to_a_passphrase_and_then_within_it(tmp_path: Path):
-    srv = start_server(tmp_path)
+def test_rekey_to_a_passphrase_and_then_within_it(tmp_path: Path, backend: Backend):
+    srv = start_server(tmp_path, backend=backend)
+    url = srv.database_url
     data = srv.data_dir
     pf = tmp_path / "passphrase"
     pf.write_text("the passphrase after the file\n")
@@ -141,7 +142,7 @@ def test_rekey_to_a_passphrase_and_then_within_it(tmp_path: Path):
     config = tomllib.loads((data / "config.toml").read_text())["root_key"]
     assert config["source"] == "passphrase" and config["root_key_id"].startswith("passphrase:")
     (data / "root.key").unlink()
-    srv = serve(tmp_path)
+    srv = serve(tmp_path, database_url=url)
     try:
         assert "sealed" in strongroom("rekey", "--status", env=srv.env).stderr
         strongroom("unseal", "--passphrase-file", str(pf), env=srv.env)
@@ -154,7 +155,7 @@ def test_rekey_to_a_passphrase_and_then_within_it(tmp_path: Path):
     vault = json.loads((data / "root-passphrase.json").read_text())
     new_id = tomllib.loads((data / "config.toml").read_text())["root_key"]["root_key_id"]
     assert list(vault["keys"]) == [new_id] and new_id != config["root_key_id"]
-    srv = serve(tmp_path)
+    srv = serve(tmp_path, database_url=url)
     try:
         strongroom("unseal", "--passphrase-file", str(pf), env=srv.env)
         assert client(srv, "secretsmanager").get_secret_value(SecretId="moving")["SecretString"] == \
@@ -163,8 +164,9 @@ def test_rekey_to_a_passphrase_and_then_within_it(tmp_path: Path):
         srv.stop()
 
 
-def test_rekey_to_shares_prints_them_once(tmp_path: Path):
-    srv = start_server(tmp_path)
+def test_rekey_to_shares_prints_them_once(tmp_path: Path, backend: Backend):
+    srv = start_server(tmp_path, backend=backend)
+    url = srv.database_url
     try:
         client(srv, "secretsmanager").create_secret(Name="shared-later", SecretString="v")
         out = strongroom("rekey", "--to", "passphrase", "--shares", "3", "--threshold", "2", env=srv.env)
@@ -172,7 +174,7 @@ def test_rekey_to_shares_prints_them_once(tmp_path: Path):
         assert len(shares) == 3
     finally:
         srv.stop()
-    srv = serve(tmp_path)
+    srv = serve(tmp_path, database_url=url)
     try:
         strongroom("unseal", env=srv.env, input="\n".join(shares[1:]))
         assert client(srv, "secretsmanager").get_secret_value(SecretId="shared-later")["SecretString"] == "v"
@@ -180,8 +182,9 @@ def test_rekey_to_shares_prints_them_once(tmp_path: Path):
         srv.stop()
 
 
-def test_rekey_needs_a_running_server_or_offline(tmp_path: Path):
-    srv = start_server(tmp_path)
+def test_rekey_needs_a_running_server_or_offline(tmp_path: Path, backend: Backend):
+    srv = start_server(tmp_path, backend=backend)
+    url = srv.database_url
     client(srv, "secretsmanager").create_secret(Name="offline", SecretString="rekeyed with the server down")
     env = srv.env
     refused = strongroom("rekey", "--offline", env=env, check=False)
@@ -191,7 +194,7 @@ def test_rekey_needs_a_running_server_or_offline(tmp_path: Path):
     assert absent.returncode == 1 and "no running strongroom server" in absent.stderr
     out = strongroom("rekey", "--offline", "--batch-size", "2", env=env)
     assert "done" in out.stderr
-    srv = serve(tmp_path)
+    srv = serve(tmp_path, database_url=url)
     try:
         assert client(srv, "secretsmanager").get_secret_value(SecretId="offline")["SecretString"] == \
             "rekeyed with the server down"

@@ -237,3 +237,48 @@ def test_redis_alternating_users_never_fail_a_login(rserver: Server, redis_serve
     creds = {"engine": "redis", "host": "127.0.0.1", "port": redis_server.port, "username": user,
              "password": "start-pw-2"}
     alternating(rserver, "redis", creds, {**creds, "username": admin, "password": "admin-pw"}, redis_login)
+
+
+# -- a rotation function written for AWS Lambda, run unchanged --------------------------------------------
+FUNCTIONS = Path(__file__).with_name("functions")
+
+
+def test_aws_template_contract_function_rotates_postgres(rserver: Server, pg: Cluster) -> None:
+    """AWS's single-user PostgreSQL template's contract, with pg8000 installed from its requirements.txt."""
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from tests.e2e.rotation_support import allow_secrets_manager, execution_role, zipped
+
+    source = FUNCTIONS / "postgres_single_user"
+    code = zipped({f.name: f.read_text() for f in source.iterdir() if f.is_file()})
+    assert b"pg8000" in (source / "requirements.txt").read_bytes()
+    lam = rserver.client("lambda", config=Config(read_timeout=600, retries={"max_attempts": 0}))
+    name = f"pg-template-{uuid.uuid4().hex[:6]}"
+    try:
+        fn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=execution_role(rserver),
+                                 Handler="lambda_function.lambda_handler", Code={"ZipFile": code}, Timeout=60)
+    except ClientError as err:
+        message = f"pg8000 (the function's requirements.txt) could not be installed: {err}"
+        if REQUIRE_SERVICES or "requirements.txt" not in str(err):
+            pytest.fail(message)
+        pytest.skip(message)
+    allow_secrets_manager(rserver, name)
+    user = f"tpl_{uuid.uuid4().hex[:6]}"
+    _pg_user(pg, user, "start-pw-3", "appdb")
+    creds = {"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": user,
+             "password": "start-pw-3", "dbname": "appdb"}
+    sm = rserver.client()
+    secret = f"db/template/{uuid.uuid4().hex[:6]}"
+    sm.create_secret(Name=secret, SecretString=json.dumps(creds))
+    since = time.time()
+    sm.rotate_secret(SecretId=secret, RotationLambdaARN=fn["FunctionArn"],
+                     RotationRules={"AutomaticallyAfterDays": 30})
+    wait_for(rotated(sm, secret, since - 0.5), timeout=120, what="the template's rotation", server=rserver)
+    new = current(sm, secret)
+    assert new["password"] != creds["password"] and new["username"] == user
+    assert not set('/@"\'\\') & set(new["password"]), "the template's ExcludeCharacters were honoured"
+    assert pg_login(new), "the new password logs in"
+    assert not pg_login(creds), "the old password no longer logs in"
+    previous = json.loads(sm.get_secret_value(SecretId=secret, VersionStage="AWSPREVIOUS")["SecretString"])
+    assert previous["password"] == "start-pw-3"

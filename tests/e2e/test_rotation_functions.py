@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import Server, serving, strongroom
 from tests.e2e.rotation_support import (
+    allow_secrets_manager,
     create_rotator,
     execution_role,
     rotated,
@@ -157,6 +158,11 @@ def test_aws_cli_uploads_a_function_that_rotates(rserver: Server, role: str, tmp
                           env=rserver.env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     arn = json.loads(proc.stdout)["FunctionArn"]
+    proc = subprocess.run([str(aws), "--profile", "strongroom", "--endpoint-url", rserver.url, "lambda",
+                           "add-permission", "--function-name", name, "--statement-id", "SecretsManagerAccess",
+                           "--action", "lambda:InvokeFunction", "--principal", "secretsmanager.amazonaws.com"],
+                          env=rserver.env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
     sm = rserver.client()
     secret = f"rot/{uuid.uuid4().hex[:8]}"
     sm.create_secret(Name=secret, SecretString="v1")
@@ -211,7 +217,7 @@ def test_webhook_function_receives_signed_events_and_rotates(rserver: Server, ro
         name = f"hook-{uuid.uuid4().hex[:6]}"
         created = strongroom("functions", "create", name, "--role", role, "--webhook-url",
                              f"http://127.0.0.1:{httpd.server_port}/rotate", "--webhook-secret", "hook-key",
-                             "--endpoint-url", rserver.url, env=rserver.env)
+                             "--allow-secrets-manager", "--endpoint-url", rserver.url, env=rserver.env)
         arn = created.stdout.strip()
         assert name in strongroom("functions", "list", "--endpoint-url", rserver.url, env=rserver.env).stdout
         secret = f"rot/{uuid.uuid4().hex[:8]}"
@@ -251,5 +257,325 @@ def test_rotation_on_the_postgresql_backend(postgres, tmp_path: Path) -> None:  
             sm.rotate_secret(SecretId="on-pg", RotationLambdaARN=arn)
             wait_for(rotated(sm, "on-pg"), what="rotation", server=srv)
             assert sm.get_secret_value(SecretId="on-pg")["SecretString"].startswith("rotated-")
+    finally:
+        srv.stop()
+
+
+PERMISSION_MESSAGE = ("Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
+                      "policy grants access to the principal secretsmanager.amazonaws.com.")
+
+
+def _status(server: Server, name: str) -> dict | None:  # type: ignore[type-arg]
+    rows = [r for r in json.loads(strongroom("rotation", "status", "--json", env=server.env).stdout)
+            if r["Name"] == name]
+    return rows[0] if rows else None
+
+
+def test_rotation_needs_the_functions_permission(rserver: Server, role: str) -> None:
+    sm, lam = rserver.client(), rserver.client("lambda")
+    fname = f"fn-{uuid.uuid4().hex[:8]}"
+    arn = create_rotator(rserver, fname, role, allow=False)
+    name = f"rot/{uuid.uuid4().hex[:8]}"
+    secret_arn = sm.create_secret(Name=name, SecretString="keep-me")["ARN"]
+    # A permission for Secrets Manager, but narrowed to another secret, grants nothing here.
+    allow_secrets_manager(rserver, fname, SourceArn=secret_arn + "-other")
+    try:
+        sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)
+        refused: ClientError | None = None
+    except ClientError as err:
+        refused = err
+    if refused is not None:  # AWS refuses in RotateSecret itself (docs/rotation.md, "Known gaps")
+        assert refused.response["Error"]["Code"] == "AccessDeniedException"
+        assert refused.response["Error"]["Message"] == PERMISSION_MESSAGE
+    else:  # the engine refuses to invoke the function, and records AWS's reason
+        wait_for(lambda: (_status(rserver, name) or {}).get("Attempts", 0) >= 1, what="a refused attempt")
+        row = _status(rserver, name)
+        assert row is not None and row["Status"] == "pending"
+        assert row["LastError"] == f"createSecret: AccessDeniedException: {PERMISSION_MESSAGE}"
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "keep-me"
+    with pytest.raises(ClientError) as exc:  # the function never ran: no value was created
+        sm.get_secret_value(SecretId=name, VersionStage="AWSPENDING")
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert "LastRotatedDate" not in sm.describe_secret(SecretId=name)
+
+    # GetPolicy / RemovePermission, then the permission for this very secret: the rotation goes through.
+    policy = json.loads(lam.get_policy(FunctionName=fname)["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["SecretsManagerAccess"]
+    lam.remove_permission(FunctionName=fname, StatementId="SecretsManagerAccess")
+    with pytest.raises(ClientError) as exc:
+        lam.get_policy(FunctionName=fname)
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as exc:
+        lam.remove_permission(FunctionName=fname, StatementId="SecretsManagerAccess")
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    allow_secrets_manager(rserver, fname, SourceArn=secret_arn, SourceAccount=secret_arn.split(":")[4])
+    if refused is not None:
+        sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)
+    wait_for(rotated(sm, name), what="the permitted rotation", server=rserver)
+    assert sm.get_secret_value(SecretId=name)["SecretString"].startswith("rotated-")
+
+
+VENV_PROBE = '''
+import importlib.metadata, os, sys
+import boto3, jmespath
+
+def lambda_handler(event, context):
+    marker = os.path.join(sys.prefix, "probe-marker")
+    existed = os.path.exists(marker)
+    open(marker, "a").close()
+    try:
+        import sqlalchemy  # the server's, which a function must not see
+        leaked = True
+    except ImportError:
+        leaked = False
+    return {"prefix": sys.prefix, "base": sys.base_prefix, "jmespath": jmespath.__version__,
+            "jmespath_meta": importlib.metadata.version("jmespath"), "boto3": boto3.__version__,
+            "leaked": leaked, "marker_existed": existed, "version": VERSION}
+'''
+
+
+def test_requirements_go_into_a_virtualenv_that_sees_boto3_after_them(rserver: Server, role: str) -> None:
+    import boto3 as server_boto3
+    import jmespath as server_jmespath
+
+    lam = rserver.client("lambda")
+    name = f"venv-{uuid.uuid4().hex[:6]}"
+    pinned = "1.0.0" if server_jmespath.__version__ != "1.0.0" else "0.10.0"
+    files = {"requirements.txt": f"jmespath=={pinned}\n", "lambda_function.py": "VERSION = 1\n" + VENV_PROBE}
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="lambda_function.lambda_handler",
+                        Code={"ZipFile": zipped(files)}, Timeout=30)
+    first = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert first["prefix"] != first["base"] and first["prefix"] != sys.prefix  # its own virtualenv
+    assert first["jmespath"] == first["jmespath_meta"] == pinned  # its pin wins over the server's
+    assert first["boto3"] == server_boto3.__version__  # boto3 without packaging it
+    assert first["leaked"] is False and first["marker_existed"] is False
+
+    # New code, same requirements: the same virtualenv, not a reinstall.
+    files["lambda_function.py"] = "VERSION = 2\n" + VENV_PROBE
+    lam.update_function_code(FunctionName=name, ZipFile=zipped(files))
+    second = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert second["version"] == 2 and second["prefix"] == first["prefix"] and second["marker_existed"] is True
+
+    # Other requirements: another virtualenv.
+    files["requirements.txt"] = ""
+    lam.update_function_code(FunctionName=name, ZipFile=zipped(files))
+    third = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert third["prefix"] != first["prefix"] and third["jmespath"] == server_jmespath.__version__
+
+
+def test_unsatisfiable_requirements_are_refused_at_upload(rserver: Server, role: str) -> None:
+    lam = rserver.client("lambda")
+    files = {"lambda_function.py": "def lambda_handler(e, c):\n    return 1\n",
+             "requirements.txt": "strongroom-no-such-package-0d9f==1.0\n"}
+    with pytest.raises(ClientError) as exc:
+        lam.create_function(FunctionName=f"bad-{uuid.uuid4().hex[:6]}", Runtime="python3.12", Role=role,
+                            Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped(files)})
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "requirements.txt" in exc.value.response["Error"]["Message"]
+
+
+# -- one rotation at a time across server processes ------------------------------------------------------
+STEP_LOGGER = '''
+import json, os, time
+import boto3
+
+def lambda_handler(event, context):
+    started = time.time()
+    time.sleep(float(os.environ.get("STEP_SECONDS", "0.5")))  # long enough for another node to collide
+    arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    sm = boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
+    stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    if step == "createSecret":
+        try:
+            sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        except sm.exceptions.ResourceNotFoundException:
+            sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString="rotated-" + token,
+                                VersionStages=["AWSPENDING"])
+    elif step == "finishSecret" and "AWSCURRENT" not in stages[token]:
+        current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
+        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
+                                       RemoveFromVersionId=current)
+    with open(os.environ["STEP_LOG"], "a") as f:  # one short line: appends do not interleave
+        f.write(json.dumps({"secret": arn, "step": step, "node": os.getppid(), "start": started,
+                            "end": time.time()}) + "\\n")
+'''
+
+
+def test_one_rotation_per_secret_across_server_processes(postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from tests.conftest import start_server
+    from tests.e2e.rotation_support import FAST_ROTATION
+
+    url = postgres.create_database()
+    # One rotation at a time per process: six secrets cannot all land on one node.
+    env = {**FAST_ROTATION, "STRONGROOM_ROTATION_CONCURRENCY": "1"}
+    nodes = [start_server(tmp_path / "node0", database_url=url, extra_env=env)]
+    try:
+        for i in (1, 2):  # same database, root key and configuration: three processes sharing the work
+            home = tmp_path / f"node{i}"
+            (home / "data").mkdir(parents=True)
+            for item in nodes[0].data_dir.iterdir():
+                if item.is_file() and not item.name.startswith(("strongroom.db", "admin.json")):
+                    shutil.copy2(item, home / "data" / item.name)
+            nodes.append(start_server(home, init=False, database_url=url, extra_env=env))
+        with use_profile_of(nodes[0]):
+            sm = nodes[0].client()
+            lam = nodes[0].client("lambda")
+            log = tmp_path / "steps.jsonl"
+            name = "step-logger"
+            lam.create_function(FunctionName=name, Runtime="python3.12", Role=execution_role(nodes[0]),
+                                Handler="lambda_function.lambda_handler", Timeout=30,
+                                Code={"ZipFile": zipped({"lambda_function.py": STEP_LOGGER})},
+                                Environment={"Variables": {"STEP_LOG": str(log)}})
+            allow_secrets_manager(nodes[0], name)
+            arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+            secrets = [sm.create_secret(Name=f"multi/{i}", SecretString="v0")["ARN"] for i in range(6)]
+            for secret in secrets:
+                sm.rotate_secret(SecretId=secret, RotationLambdaARN=arn)
+            for secret in secrets:
+                wait_for(rotated(sm, secret), what=f"rotation of {secret}", server=nodes[0])
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        for secret in secrets:
+            runs = sorted((r for r in lines if r["secret"] == secret), key=lambda r: r["start"])
+            assert [r["step"] for r in runs] == ["createSecret", "setSecret", "testSecret", "finishSecret"], runs
+            for before, after in zip(runs, runs[1:]):
+                assert before["end"] <= after["start"], f"steps of {secret} overlapped: {before} {after}"
+        assert len({r["node"] for r in lines}) >= 2, "the work was shared between processes"
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+# -- visibility: audit events, metrics, status and the rotation_failed alert ---------------------------
+def test_steps_are_audited_outcomes_are_metrics_and_failures_alert(tmp_path: Path) -> None:
+    from tests.conftest import start_server
+    from tests.e2e.audit_support import Receiver, metric, scrape
+    from tests.e2e.rotation_support import FAST_ROTATION
+
+    hook = Receiver()
+    strongroom("init", env={**rserver_env(tmp_path)})
+    config = tmp_path / "data" / "config.toml"
+    config.write_text(config.read_text() + f"""
+[alerts]
+retry_base_seconds = 0.2
+poll_seconds = 0.1
+
+[[alerts.webhooks]]
+url = "{hook.url}"
+events = ["rotation_failed"]
+secret = "rotation-hook-key"
+""")
+    srv = start_server(tmp_path, init=False, extra_env=FAST_ROTATION)
+    try:
+        with use_profile_of(srv):
+            sm = srv.client()
+            role = execution_role(srv)
+            good = create_rotator(srv, "good", role)
+            bad = create_rotator(srv, "bad", role, {"FAIL_STEP": "setSecret"})
+            before = scrape(srv)
+            ok_arn = sm.create_secret(Name="seen/ok", SecretString="v1")["ARN"]
+            sm.rotate_secret(SecretId="seen/ok", RotationLambdaARN=good)
+            wait_for(rotated(sm, "seen/ok"), what="rotation", server=srv)
+            bad_arn = sm.create_secret(Name="seen/bad", SecretString="keep")["ARN"]
+            sm.rotate_secret(SecretId="seen/bad", RotationLambdaARN=bad)
+            row = wait_for(lambda: (_status(srv, "seen/bad") or {}).get("LastError") and _status(srv, "seen/bad"),
+                           what="a recorded failure")
+            assert row["Status"] == "pending" and row["Step"] == "setSecret"
+            assert "failing on purpose at setSecret" in row["LastError"]
+            # The table form of `strongroom rotation status` shows the reason too.
+            table = strongroom("rotation", "status", env={**srv.env, "COLUMNS": "400"}).stdout
+            assert "seen/bad" in table and "failing on purpose at setSecret" in table
+
+            def events(secret_arn: str) -> list[dict]:  # type: ignore[type-arg]
+                rows = srv.sql("SELECT record FROM audit_events WHERE event_source = 'secretsmanager.amazonaws.com' "
+                               "AND record LIKE :p ORDER BY seq", p=f'%AwsServiceEvent%{secret_arn}%')
+                return [json.loads(str(r[0])) for r in rows]
+
+            ok_events = wait_for(lambda: [e for e in events(ok_arn) if e["eventName"] == "RotationSucceeded"]
+                                 and events(ok_arn), what="the audit events of the rotation")
+            steps = [e["serviceEventDetails"]["step"] for e in ok_events if e["eventName"] == "RotationStep"]
+            assert steps == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+            names = [e["eventName"] for e in ok_events]
+            assert names[0] == "RotationStarted" and names[-1] == "RotationSucceeded"
+            assert all(e["eventSource"] == "secretsmanager.amazonaws.com" for e in ok_events)
+            bad_events = wait_for(lambda: [e for e in events(bad_arn) if e["eventName"] == "RotationFailed"],
+                                  what="a RotationFailed event")
+            assert bad_events[0]["serviceEventDetails"]["step"] == "setSecret"
+            assert "failing on purpose" in bad_events[0]["serviceEventDetails"]["reason"]
+
+            def alert() -> dict | None:  # type: ignore[type-arg]
+                for _headers, body in hook.received:
+                    found = json.loads(body)
+                    if found["resource"] == bad_arn:
+                        return found  # type: ignore[no-any-return]
+                return None
+
+            got = wait_for(alert, what="the rotation_failed alert")
+            assert got["type"] == "rotation_failed" and got["detail"]["step"] == "setSecret"
+            assert not any(json.loads(b)["resource"] == ok_arn for _, b in hook.received)
+
+            after = scrape(srv)
+
+            def delta(name: str, **labels: str) -> float:
+                return metric(after, name, **labels) - metric(before, name, **labels)
+
+            assert delta("strongroom_rotations_total", result="succeeded") == 1
+            assert delta("strongroom_rotations_total", result="failed") >= 1
+            assert delta("strongroom_rotation_steps_total", step="setSecret", result="failed") >= 1
+            assert delta("strongroom_rotation_steps_total", step="finishSecret", result="succeeded") == 1
+            assert delta("strongroom_rotation_duration_seconds_count") == 1
+            # Never a value in the trail: neither the old nor the rotated one.
+            trail = " ".join(str(r[0]) for r in srv.sql("SELECT record FROM audit_events"))
+            assert sm.get_secret_value(SecretId="seen/ok")["SecretString"] not in trail
+    finally:
+        srv.stop()
+        hook.close()
+
+
+def rserver_env(tmp: Path) -> dict[str, str]:
+    import os
+
+    env = {**os.environ, "STRONGROOM_DATA_DIR": str(tmp / "data"), "AWS_CONFIG_FILE": str(tmp / "aws" / "config"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "aws" / "credentials")}
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "STRONGROOM_DATABASE_URL"):
+        env.pop(var, None)
+    return env
+
+
+def test_scheduled_rotation_killed_mid_step_runs_once_in_its_window(tmp_path: Path) -> None:
+    from tests.conftest import start_server
+    from tests.e2e.rotation_support import FAST_ROTATION
+
+    srv = rotation_server(tmp_path)
+    try:
+        with use_profile_of(srv):
+            sm = srv.client()
+            marker = tmp_path / "paused"
+            arn = create_rotator(srv, "pausing", execution_role(srv),
+                                 {"PAUSE_MARKER": str(marker), "PAUSE_SECONDS": "4"})
+            sm.create_secret(Name="windowed", SecretString="before")
+            sm.rotate_secret(SecretId="windowed", RotationLambdaARN=arn, RotateImmediately=False,
+                             RotationRules={"ScheduleExpression": "rate(4 hours)"})
+            assert not marker.exists()
+            # The window opens now (a test cannot wait hours): the scheduler starts the rotation.
+            srv.sql("UPDATE secrets SET next_rotation_date = :t WHERE name = 'windowed'", t=time.time() - 1)
+            wait_for(marker.exists, what="the scheduled rotation to reach setSecret")
+            srv.proc.kill()  # mid-step, nothing cleans up
+            srv.proc.wait()
+            for _ in range(2):  # restarted twice: after the kill, and once more after it finished
+                srv = start_server(tmp_path, init=False, extra_env=FAST_ROTATION)
+                sm = srv.client()
+                wait_for(rotated(sm, "windowed"), what="the rotation to finish", server=srv)
+                passes = time.monotonic() + 3  # ten scheduler passes of this process
+                while time.monotonic() < passes:
+                    versions = sm.list_secret_version_ids(SecretId="windowed", IncludeDeprecated=True)["Versions"]
+                    assert len(versions) == 2, "one rotation in the window, not two"
+                    time.sleep(0.3)
+                described = sm.describe_secret(SecretId="windowed")
+                assert described["NextRotationDate"].timestamp() > time.time()
+                assert sm.get_secret_value(SecretId="windowed")["SecretString"].startswith("rotated-")
+                srv.stop()
     finally:
         srv.stop()

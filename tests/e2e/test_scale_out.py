@@ -6,18 +6,24 @@ every other node at once; credential and policy changes reach every node
 through change events (caches here keep entries for 300 s, so only the events
 can explain a change seen within the bounded waits below); background work
 runs on exactly one node and moves when that node is killed; concurrent label
-moves from every node keep the staging-label invariants; and killing a node
+moves from every node keep the staging-label invariants; killing a node
 while clients write loses no acknowledged write and costs the clients of the
-other nodes nothing.
+other nodes nothing; the audit trail the three nodes extend together verifies
+intact afterwards; and a rotation whose node is killed mid-function is finished,
+once, by another node.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import os
 import random
+import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -30,14 +36,21 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, start_server
+from tests.conftest import Server, start_server, strongroom
+from tests.e2e.rotation_support import FAST_ROTATION, zipped
 from tests.postgres import Cluster
 
+# Digests every 20 events (or every second): the concurrent-write tests then leave several
+# digests, signed by whichever node extended the chain, for `strongroom audit verify` to check.
 CONFIG = """[server]
 region = "us-east-1"
 purge_interval_seconds = 0.3
 lease_seconds = 3
 cache_ttl_seconds = 300
+
+[audit]
+digest_every_events = 20
+digest_interval_seconds = 1
 """
 NODES = 3
 
@@ -79,14 +92,17 @@ def start_deployment(tmp: Path, postgres: Cluster) -> Deployment:
     first = tmp / "node0"
     (first / "data").mkdir(parents=True)
     (first / "data" / "config.toml").write_text(CONFIG)
-    nodes = [start_server(first, database_url=url, args=("--log-level", "debug"))]
+    # FAST_ROTATION: rotation passes every 0.3 s with 3 s per-secret leases, so a rotation whose
+    # node died is taken over within seconds.
+    nodes = [start_server(first, database_url=url, args=("--log-level", "debug"), extra_env=FAST_ROTATION)]
     for i in range(1, NODES):
         home = tmp / f"node{i}"
         (home / "data").mkdir(parents=True)
         for item in nodes[0].data_dir.iterdir():  # same root key, configuration and signing key
             if item.is_file() and not item.name.startswith(("strongroom.db", "admin.json")):
                 shutil.copy2(item, home / "data" / item.name)
-        nodes.append(start_server(home, init=False, database_url=url, args=("--log-level", "debug")))
+        nodes.append(start_server(home, init=False, database_url=url, args=("--log-level", "debug"),
+                                  extra_env=FAST_ROTATION))
     return Deployment(nodes, _credentials(nodes[0]))
 
 
@@ -107,6 +123,23 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0, message: str = 
             return
         time.sleep(0.05)
     raise AssertionError(f"not within {timeout} s: {message}")
+
+
+def audit_verified(dep: Deployment, via: int) -> tuple[int, int]:
+    """`strongroom audit verify` on the shared database, run from one node's data directory:
+    asserts the chain and every digest are intact; returns (events, digests)."""
+    out = strongroom("audit", "verify", env=dep.nodes[via].env, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "TAMPERED" not in out.stdout
+    summary = re.search(r"^OK: (\d+) events \(seq 1\.\.(\d+)\), (\d+) digests", out.stdout, re.MULTILINE)
+    assert summary, out.stdout
+    events, last_seq, digests = (int(g) for g in summary.groups())
+    assert events == last_seq  # no gap in the sequence the three nodes drew from
+    return events, digests
+
+
+def _audited_events(dep: Deployment) -> int:
+    return int(dep.nodes[0].sql("SELECT count(*) FROM audit_events")[0][0])
 
 
 # -- read-your-writes ------------------------------------------------------------------------
@@ -237,6 +270,7 @@ def _hammer(workers: list[Callable[[], None]], seconds: float) -> None:
 def test_concurrent_label_moves_from_every_node_keep_the_invariants(deployment: Deployment) -> None:
     name = f"labels/{uuid.uuid4().hex[:8]}"
     deployment.client(0).create_secret(Name=name, SecretString="initial")
+    audited_before = _audited_events(deployment)
     acked: dict[str, str] = {}
     unexpected: list[str] = []
     lock = threading.Lock()
@@ -280,6 +314,12 @@ def test_concurrent_label_moves_from_every_node_keep_the_invariants(deployment: 
     assert set(acked) <= listed, "an acknowledged version is missing"
     for version_id, value in acked.items():
         assert sm.get_secret_value(SecretId=name, VersionId=version_id)["SecretString"] == value
+
+    # Three nodes appended to one audit chain at once (each under the chain head's row lock):
+    # the chain and the digests (every 20 events, by whichever node was writing) verify intact.
+    events, digests = audit_verified(deployment, via=2)
+    assert events - audited_before >= len(acked)  # every acknowledged write was audited
+    assert digests >= 2
 
 
 def test_killing_a_node_while_clients_write_loses_no_acknowledged_write(deployment: Deployment) -> None:
@@ -330,3 +370,103 @@ def test_killing_a_node_while_clients_write_loses_no_acknowledged_write(deployme
             if acked_name == name:
                 assert version_id in listed
                 assert sm.get_secret_value(SecretId=name, VersionId=version_id)["SecretString"] == value
+    # The victim died holding audit batches in flight: what it had not committed is simply absent,
+    # and the chain the survivors went on extending verifies intact.
+    events, digests = audit_verified(deployment, via=0)
+    assert events >= len(acked) and digests >= 2
+
+
+# -- rotation across nodes ---------------------------------------------------------------------
+# A rotation function in the shape of AWS's templates whose createSecret, the first time any
+# node runs it, stores the AWSPENDING version and then stalls: the node running it is killed
+# with the new version already written, the step not yet recorded as done. The node that takes
+# over runs createSecret again; the function finds its AWSPENDING version and adds none.
+SLOW_ROTATOR = '''
+import os, time
+import boto3
+
+def lambda_handler(event, context):
+    arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    sm = boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
+    versions = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    if "AWSCURRENT" in versions.get(token, []):
+        return
+    if step == "createSecret":
+        try:
+            sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        except sm.exceptions.ResourceNotFoundException:
+            sm.put_secret_value(SecretId=arn, ClientRequestToken=token, VersionStages=["AWSPENDING"],
+                                SecretString="rotated-" + token, RotationToken=event["RotationToken"])
+        marker = os.environ["STALL_MARKER"]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            time.sleep(float(os.environ["STALL_SECONDS"]))
+    elif step == "finishSecret":
+        current = next(v for v, s in versions.items() if "AWSCURRENT" in s)
+        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
+                                       RemoveFromVersionId=current)
+'''
+
+
+def _rotation_events(dep: Deployment, node: int, arn: str, msg: str) -> list[dict[str, Any]]:
+    return [e for e in dep.log_events(node) if e.get("msg") == msg and e.get("secret") == arn]
+
+
+def test_a_rotation_whose_node_dies_is_finished_once_by_another(deployment: Deployment, tmp_path: Path) -> None:
+    dep = deployment
+    iam, lam, sm = dep.client(0, "iam"), dep.client(1, "lambda"), dep.client(2)
+    role = f"rotator-{uuid.uuid4().hex[:8]}"
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="rotate", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}))
+    marker = tmp_path / "stalled"
+    function = f"slow-{uuid.uuid4().hex[:8]}"
+    fn_arn = lam.create_function(
+        FunctionName=function, Runtime="python3.11", Role=role_arn, Handler="lambda_function.lambda_handler",
+        Code={"ZipFile": zipped({"lambda_function.py": SLOW_ROTATOR})}, Timeout=120,
+        Environment={"Variables": {"STALL_MARKER": str(marker), "STALL_SECONDS": "60"}})["FunctionArn"]
+    lam.add_permission(FunctionName=function, StatementId="SecretsManagerAccess", Action="lambda:InvokeFunction",
+                       Principal="secretsmanager.amazonaws.com")
+    name = f"rot/{uuid.uuid4().hex[:8]}"
+    arn = sm.create_secret(Name=name, SecretString="before")["ARN"]
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn_arn)["VersionId"]
+
+    eventually(marker.exists, 90.0, "the function to stall in createSecret")  # first run prepares its venv
+    runners = [n for n in range(NODES) if _rotation_events(dep, n, arn, "rotation step")]
+    assert len(runners) == 1, f"the rotation started on nodes {runners}"
+    [victim] = runners
+    assert "AWSPENDING" in sm.describe_secret(SecretId=name)["VersionIdsToStages"][token]
+    # The whole machine dies: the node and the function process it started.
+    children = subprocess.run(["pgrep", "-P", str(dep.nodes[victim].proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    dep.nodes[victim].proc.send_signal(signal.SIGKILL)
+    dep.nodes[victim].proc.wait()
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+    survivors = [n for n in range(NODES) if n != victim]
+    reader = dep.client(survivors[0])
+
+    def finished() -> bool:
+        stages = reader.describe_secret(SecretId=name)["VersionIdsToStages"]
+        return "AWSCURRENT" in stages.get(token, []) and not any("AWSPENDING" in s for s in stages.values())
+
+    eventually(finished, 90.0, "another node to finish the rotation")
+    versions = reader.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]
+    assert len(versions) == 2, versions  # "before" and one rotated version: createSecret ran twice, added once
+    assert reader.get_secret_value(SecretId=name)["SecretString"] == f"rotated-{token}"
+    assert reader.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == "before"
+    assert _rotation_events(dep, victim, arn, "rotation succeeded") == []
+    finishers = [n for n in survivors if _rotation_events(dep, n, arn, "rotation succeeded")]
+    assert len(finishers) == 1, f"the rotation finished on nodes {finishers}"
+    [finisher] = finishers
+    assert len(_rotation_events(dep, finisher, arn, "rotation succeeded")) == 1
+    steps = [e["step"] for n in survivors for e in _rotation_events(dep, n, arn, "rotation step")]
+    assert steps.count("finishSecret") == 1, steps  # the last step ran once, on one node
+    assert all(e["token"] == token for n in survivors for e in _rotation_events(dep, n, arn, "rotation step"))
+    time.sleep(2)  # a few more scheduler passes on every survivor: nothing starts the rotation again
+    assert len(reader.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]) == 2
+    assert sum(len(_rotation_events(dep, n, arn, "rotation succeeded")) for n in survivors) == 1

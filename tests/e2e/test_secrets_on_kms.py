@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from strongroom.crypto import kms_ciphertext
 from strongroom.crypto.envelope import Sealed
 from strongroom.crypto.keyring import RootKeyring
 from strongroom.crypto.rootkey import FileRootKey
 from strongroom.services.secretsmanager.core import value_binding
 from strongroom.storage import open_store
 from tests.conftest import Backend, Server, start_server
-from tests.e2e.test_kms import fails, other_account_client, own_client
+from tests.e2e.test_kms import DAY, fails, other_account_client, own_client, run_maintenance_at
 
 MANAGED = "alias/aws/secretsmanager"
 
@@ -258,3 +260,47 @@ def test_no_kms_plaintext_key_or_material_in_database_or_log(server, sm, kms, cm
         for form in _forms(secret):
             assert all(form not in data for data in files), "key bytes found in the database files"
             assert form not in log, "key bytes found in the server log"
+
+
+# -- the life of the secret's KMS key: rotation, deletion --------------------------------
+def material_version(wrapped: bytes) -> tuple[str, int]:
+    """(KMS key UUID, material version) from the header of a stored KMS ciphertext blob."""
+    header = kms_ciphertext.parse_header(wrapped)
+    return header.key_id, header.material_version
+
+
+def test_rotated_key_keeps_old_versions_and_seals_new_ones_with_new_material(fresh):
+    sm, kms = own_client(fresh, "secretsmanager"), own_client(fresh, "kms")
+    key = kms.create_key(Description="rotated under a secret")["KeyMetadata"]
+    name = f"rotated/{uuid.uuid4().hex[:8]}"
+    first = sm.create_secret(Name=name, SecretString="before rotation", KmsKeyId=key["Arn"])
+    _, wrapped, _ = version_row(fresh, first["ARN"], first["VersionId"])
+    assert material_version(wrapped) == (key["KeyId"], 1)
+    kms.rotate_key_on_demand(KeyId=key["KeyId"])
+    [rotation] = kms.list_key_rotations(KeyId=key["KeyId"])["Rotations"]
+    assert rotation["RotationType"] == "ON_DEMAND"
+    second = sm.put_secret_value(SecretId=name, SecretString="after rotation")
+    _, wrapped2, _ = version_row(fresh, first["ARN"], second["VersionId"])
+    assert material_version(wrapped2) == (key["KeyId"], 2)
+    assert material_version(version_row(fresh, first["ARN"], first["VersionId"])[1]) == (key["KeyId"], 1)
+    assert sm.get_secret_value(SecretId=name, VersionId=first["VersionId"])["SecretString"] == "before rotation"
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == "before rotation"
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "after rotation"
+    assert kms_ids(sm, name) == {first["VersionId"]: [key["Arn"]], second["VersionId"]: [key["Arn"]]}
+
+
+def test_deleted_key_makes_the_secret_unreadable(fresh):
+    sm, kms = own_client(fresh, "secretsmanager"), own_client(fresh, "kms")
+    key = kms.create_key(Description="deleted under a secret")["KeyMetadata"]
+    name = f"orphaned/{uuid.uuid4().hex[:8]}"
+    sm.create_secret(Name=name, SecretString="lost with its key", KmsKeyId=key["Arn"])
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    assert run_maintenance_at(fresh, time.time() + 8 * DAY)[0] >= 1  # the waiting period passed: purged
+    fails("NotFoundException", kms.describe_key, KeyId=key["KeyId"])
+    # As AWS: Secrets Manager's DecryptionFailure, carrying KMS's own reason and error code.
+    msg = fails("DecryptionFailure", sm.get_secret_value, SecretId=name)
+    assert key["Arn"] in msg and "NotFoundException" in msg, msg
+    batch = sm.batch_get_secret_value(SecretIdList=[name])
+    assert batch["Errors"][0]["ErrorCode"] == "DecryptionFailure"
+    fails("EncryptionFailure", sm.put_secret_value, SecretId=name, SecretString="new")
+    assert "KmsKeyId" in sm.describe_secret(SecretId=name)  # the secret itself remains, unreadable

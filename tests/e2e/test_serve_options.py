@@ -1,4 +1,4 @@
-"""`strongroom serve` with TLS and with several worker processes."""
+"""`strongroom serve` with TLS and with several worker processes, on each storage backend."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import start_server
+from tests.conftest import Backend, start_server
 
 
 def _self_signed(tmp_path):
@@ -37,10 +37,10 @@ def _client(server, url, **kw):
     return session.client("secretsmanager", endpoint_url=url, **kw)
 
 
-def test_tls_serves_https_and_reports_secure_transport(tmp_path, monkeypatch):
+def test_tls_serves_https_and_reports_secure_transport(tmp_path, monkeypatch, backend: Backend):
     cert, key = _self_signed(tmp_path)
     server = start_server(tmp_path, args=("--tls-cert", str(cert), "--tls-key", str(key)), scheme="https",
-                          verify=str(cert))
+                          verify=str(cert), backend=backend)
     try:
         monkeypatch.setenv("AWS_CONFIG_FILE", server.env["AWS_CONFIG_FILE"])
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", server.env["AWS_SHARED_CREDENTIALS_FILE"])
@@ -57,8 +57,8 @@ def test_tls_serves_https_and_reports_secure_transport(tmp_path, monkeypatch):
         server.stop()
 
 
-def test_several_workers_share_one_database(tmp_path, monkeypatch):
-    server = start_server(tmp_path, args=("--workers", "2"))
+def test_several_workers_share_one_database(tmp_path, monkeypatch, backend: Backend):
+    server = start_server(tmp_path, args=("--workers", "2"), backend=backend)
     try:
         monkeypatch.setenv("AWS_CONFIG_FILE", server.env["AWS_CONFIG_FILE"])
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", server.env["AWS_SHARED_CREDENTIALS_FILE"])
@@ -70,5 +70,10 @@ def test_several_workers_share_one_database(tmp_path, monkeypatch):
             assert sm.get_secret_value(SecretId="multi")["SecretString"] == f"v{i}"
         workers = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
         assert len(workers) >= 2
+        # The workers shared the backend's database, not a SQLite file of their own.
+        rows = server.sql("SELECT count(*) FROM secret_versions v JOIN secrets s ON s.id = v.secret_id "
+                          "WHERE s.name = 'multi'")
+        assert rows == [(20,)]
+        assert (server.data_dir / "strongroom.db").exists() == (backend.name == "sqlite")
     finally:
         server.stop()

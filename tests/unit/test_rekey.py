@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import json
+import shutil
+import stat
 import time
 import tomllib
 from pathlib import Path
@@ -15,8 +20,9 @@ from strongroom.config import load_settings
 from strongroom.crypto.keyring import RootKeyring
 from strongroom.crypto.rootchain import RootKeyChain
 from strongroom.crypto.rootkey import FileRootKey, RootKey, RootKeyError
-from strongroom.rootkeys import rekey
-from strongroom.rootkeys.manager import RootKeys
+from strongroom.crypto import passphrase
+from strongroom.rootkeys import configfile, rekey, sources
+from strongroom.rootkeys.manager import RekeyRefused, RootKeys, finish_handoff
 from strongroom.rotation.functions import FunctionRecord, FunctionRegistry, function_arn
 from strongroom.services.kms import KmsDeps
 from strongroom.services.kms.materials import create_key, material_purpose
@@ -202,3 +208,192 @@ def test_rekey_in_a_background_thread_finishes(deployment):
     check_all(store, keys.chain.get(status["root_key_id"]), expected)
     chain = RootKeyChain([keys.chain.get(status["root_key_id"])])
     check_all(store, chain, expected)
+
+
+# -- several nodes on one database: the new key reaches the others through the hand-off --------
+def _node(settings: Any, name: str, files: tuple[str, ...] = ("root.key",)) -> Any:
+    """Another node's data directory on the same database: a copy of the first one's key files."""
+    data = settings.data_dir.parent / name
+    data.mkdir()
+    for f in files:
+        shutil.copy2(settings.data_dir / f, data / f)
+    if settings.config_path.exists():
+        shutil.copy2(settings.config_path, data / "config.toml")
+    return load_settings(data, settings.database_url)
+
+
+def _handoffs(store: Store) -> list[Any]:
+    with store.read() as tx:
+        return list(tx.conn.execute(select(rk.root_key_handoffs)).all())
+
+
+def test_other_nodes_follow_a_rekey_through_the_database(deployment):
+    settings, store = deployment
+    down = _node(settings, "down")  # stopped before the rekey; starts after it is done
+    gone = _node(settings, "gone")  # starts only after `rekey --finish`
+    a = RootKeys(settings, store)
+    a.load()
+    b = RootKeys(_node(settings, "b"), store)
+    b.load()
+    old_id = a.chain.key_id
+    expected = populate(store, a.chain)
+    status = a.start_rekey(None, launch=False)
+    new_id = status["rekey"]["new_root_key_id"]
+    [handoff] = _handoffs(store)
+    assert (handoff.old_key_id, handoff.new_key_id) == (old_id, new_id)
+    # config.toml names the new key only once the rekey is done; the file is made at once.
+    assert not settings.config_path.exists()
+    [new_file] = settings.data_dir.glob("root-*.key")
+    new_name, new_raw = new_file.name, new_file.read_bytes()
+    assert new_raw not in handoff.wrapped and base64.b64encode(new_raw) not in handoff.wrapped
+
+    rec = rekey.run(store, a.chain, status["rekey"]["id"], batch_size=4)
+    # Node b has not polled yet: the first value it meets under the new key makes it look, and
+    # it takes the key from the hand-off, keeping it in its own data directory.
+    with store.read() as tx:
+        key_id = next(iter(expected["access"]))
+        wrapped = tx.get_access_key(key_id).secret_wrapped
+    assert b.chain.unwrap(wrapped, access_key_purpose(key_id)) == expected["access"][key_id]
+    assert b.chain.key_id == new_id and old_id in b.chain.key_ids()
+    b_file = b.data_dir / new_name
+    assert b_file.read_bytes() == new_raw and stat.S_IMODE(b_file.stat().st_mode) == 0o600
+
+    notes = a.finish_rekey(rec)
+    assert any("rekey --finish" in n for n in notes)
+    b.refresh()
+    assert b.chain.key_ids() == [new_id]
+    assert tomllib.loads(b.settings.config_path.read_text())["root_key"]["path"] == new_name
+    (b.data_dir / "root.key").unlink()
+    restarted = RootKeys(load_settings(b.data_dir, settings.database_url), store)
+    restarted.load()
+    check_all(store, restarted.chain, expected)
+
+    # A node down for the whole rekey follows at its next start, from the copy in the database.
+    late = RootKeys(down, store)
+    late.load()
+    assert late.chain.key_ids() == [new_id]
+    assert tomllib.loads(down.config_path.read_text())["root_key"]["path"] == new_name
+    check_all(store, late.chain, expected)
+
+    # Every node followed: the copy wrapped by the retired key leaves the database.
+    assert finish_handoff(store) == 1 and _handoffs(store) == []
+    stranded = RootKeys(gone, store)
+    with pytest.raises(RootKeyError, match="no longer holds a copy"):
+        stranded.load()
+
+
+def test_finish_is_refused_while_the_rekey_runs(deployment):
+    settings, store = deployment
+    keys = RootKeys(settings, store)
+    keys.load()
+    populate(store, keys.chain)
+    status = keys.start_rekey(None, launch=False)
+    with pytest.raises(RekeyRefused, match="still running"):
+        finish_handoff(store)
+    assert len(_handoffs(store)) == 1
+    # A second rekey drops the first one's copy: it is wrapped by a key that rekey retires.
+    keys.finish_rekey(rekey.run(store, keys.chain, status["rekey"]["id"], batch_size=50))
+    keys.start_rekey(None, launch=False)
+    assert [h.rekey_id for h in _handoffs(store)] == [status["rekey"]["id"] + 1]
+
+
+def test_a_passphrase_node_adds_the_new_key_to_its_own_vault(tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    created = sources.create({"source": "passphrase", "passphrase": "correct horse battery"}, data)
+    configfile.write_root_key(data / "config.toml", created.spec)
+    settings = load_settings(data)
+    store = open_store(settings.database_url)
+    upgrade(store)
+    try:
+        other = _node(settings, "other", files=(passphrase.VAULT_FILE,))
+        a, b = RootKeys(settings, store), RootKeys(other, store)
+        for node in (a, b):
+            node.load()
+            assert node.sealed
+            node.unseal(passphrase_text="correct horse battery", resume=False)
+        expected = populate(store, a.chain)
+        status = a.start_rekey(None, launch=False)
+        new_id = status["rekey"]["new_root_key_id"]
+        b.refresh()
+        assert b.chain.key_id == new_id
+        assert new_id in json.loads((other.data_dir / passphrase.VAULT_FILE).read_text())["keys"]
+        a.finish_rekey(rekey.run(store, a.chain, status["rekey"]["id"], batch_size=50))
+        b.refresh()
+        vault = json.loads((other.data_dir / passphrase.VAULT_FILE).read_text())
+        assert list(vault["keys"]) == [new_id]  # the old key retired here too
+        again = RootKeys(load_settings(other.data_dir, settings.database_url), store)
+        again.load()
+        again.unseal(passphrase_text="correct horse battery", resume=False)
+        assert again.chain.key_ids() == [new_id]
+        check_all(store, again.chain, expected)
+    finally:
+        store.close()
+
+
+def test_a_node_follows_a_rekey_to_a_new_passphrase_vault(deployment):
+    settings, store = deployment
+    a = RootKeys(settings, store)
+    a.load()
+    b = RootKeys(_node(settings, "b"), store)
+    b.load()
+    expected = populate(store, a.chain)
+    status = a.start_rekey({"source": "passphrase", "passphrase": "the new passphrase"}, launch=False)
+    new_id = status["rekey"]["new_root_key_id"]
+    b.refresh()  # no passphrase given to b: the key comes wrapped by the old file key
+    assert b.chain.key_id == new_id and not b.sealed
+    a.finish_rekey(rekey.run(store, a.chain, status["rekey"]["id"], batch_size=50))
+    b.refresh()
+    config = tomllib.loads(b.settings.config_path.read_text())["root_key"]
+    assert config == {"source": "passphrase", "root_key_id": new_id}
+    assert (b.data_dir / passphrase.VAULT_FILE).read_bytes() == (settings.data_dir / passphrase.VAULT_FILE).read_bytes()
+    again = RootKeys(load_settings(b.data_dir, settings.database_url), store)
+    again.load()
+    assert again.sealed  # from now on b starts sealed, like a
+    again.unseal(passphrase_text="the new passphrase", resume=False)
+    check_all(store, again.chain, expected)
+
+
+class FakeKms:
+    """Stands in for the external KMS: data keys it made, and how often each node asked to Decrypt."""
+
+    def __init__(self) -> None:
+        self.keys: dict[bytes, bytes] = {}
+        self.decrypts = 0
+
+    def generate_data_key(self, KeyId: str, KeySpec: str, EncryptionContext: dict[str, str]) -> dict[str, Any]:
+        plaintext = os.urandom(32)
+        blob = os.urandom(48)
+        self.keys[blob] = plaintext
+        return {"KeyId": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/ext", "Plaintext": plaintext, "CiphertextBlob": blob}
+
+    def decrypt(self, CiphertextBlob: bytes, EncryptionContext: dict[str, str], KeyId: str) -> dict[str, Any]:
+        self.decrypts += 1
+        return {"Plaintext": self.keys[CiphertextBlob]}
+
+
+def test_a_node_follows_a_rekey_to_an_external_kms_by_decrypting_itself(deployment, monkeypatch):
+    from strongroom.crypto import kmskey
+
+    fake = FakeKms()
+    monkeypatch.setattr(kmskey.KmsConfig, "client", lambda self: fake)
+    settings, store = deployment
+    a = RootKeys(settings, store)
+    a.load()
+    b = RootKeys(_node(settings, "b"), store)
+    b.load()
+    expected = populate(store, a.chain)
+    status = a.start_rekey({"source": "kms", "key_id": "alias/root", "endpoint_url": "http://127.0.0.1:1"},
+                           launch=False)
+    [handoff] = _handoffs(store)
+    raw = next(iter(fake.keys.values()))
+    assert raw not in handoff.wrapped
+    b.refresh()  # b writes the blob into its own directory and asks the external KMS itself
+    assert b.chain.key_id == status["rekey"]["new_root_key_id"] and fake.decrypts == 1
+    [blob_file] = b.data_dir.glob("root-kms-*.json")
+    assert json.loads(blob_file.read_text())["ciphertext"] and stat.S_IMODE(blob_file.stat().st_mode) == 0o600
+    a.finish_rekey(rekey.run(store, a.chain, status["rekey"]["id"], batch_size=50))
+    b.refresh()
+    again = RootKeys(load_settings(b.data_dir, settings.database_url), store)
+    again.load()
+    check_all(store, again.chain, expected)

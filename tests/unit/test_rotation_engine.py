@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -133,3 +134,52 @@ def test_cancelled_rotation_is_not_run(deps, fn):  # noqa: F811
     rotation.rotate_secret(deps, CTX, {"SecretId": "s", "RotationLambdaARN": FN})
     rotation.cancel_rotate_secret(deps, CTX, {"SecretId": "s"})
     assert engine(deps, fn).due() == []
+
+
+def test_a_restarted_engine_never_rotates_twice_in_a_window(deps, fn, clock):  # noqa: F811
+    secrets.create_secret(deps, CTX, {"Name": "s", "SecretString": "old"})
+    rotation.rotate_secret(deps, CTX, {"SecretId": "s", "RotationLambdaARN": FN, "RotateImmediately": False,
+                                       "RotationRules": {"ScheduleExpression": "rate(4 hours)"}})
+    nxt = secrets.describe_secret(deps, CTX, {"SecretId": "s"})["NextRotationDate"].timestamp()
+    clock.now = nxt + 1
+    assert engine(deps, fn, holder="before-restart").due() == [secret_id(deps)]  # started, then "killed"
+    restarted = engine(deps, fn, holder="after-restart")
+    clock.now += 31  # the dead process's lease lapsed
+    assert restarted.due() == [secret_id(deps)]
+    assert restarted.rotate(secret_id(deps)) == "succeeded"
+    for later in (60, 3600, 4 * 3600 - 120):  # the rest of the window, through yet another restart
+        clock.now = nxt + later
+        assert engine(deps, fn, holder=f"restart-{later}").due() == []
+    versions = values.list_secret_version_ids(deps, CTX, {"SecretId": "s", "IncludeDeprecated": True})
+    assert len(versions["Versions"]) == 2 and fn.steps.count("createSecret") == 1
+
+
+class FakeAudit:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def service_event(self, name: str, **kw: Any) -> None:
+        self.events.append((name, kw))
+
+
+def test_each_step_and_outcome_is_an_audit_event(deps, fn):  # noqa: F811
+    secrets.create_secret(deps, CTX, {"Name": "s", "SecretString": "old"})
+    rotation.rotate_secret(deps, CTX, {"SecretId": "s", "RotationLambdaARN": FN})
+    audit = FakeAudit()
+    e = RotationEngine(deps, fn, EngineOptions(retry_base=10), clock=deps.clock, holder="a", audit=audit)
+    fn.fail_at = {"testSecret"}
+    assert e.rotate(secret_id(deps)) == "failed"
+    fn.fail_at = set()
+    deps.clock.now += 11  # type: ignore[attr-defined]
+    assert e.rotate(secret_id(deps)) == "succeeded"
+    names = [(n, kw["details"].get("step"), kw["details"].get("outcome")) for n, kw in audit.events]
+    assert names == [
+        ("RotationStarted", None, None),
+        ("RotationStep", "createSecret", "succeeded"), ("RotationStep", "setSecret", "succeeded"),
+        ("RotationStep", "testSecret", "failed"), ("RotationFailed", "testSecret", None),
+        ("RotationStep", "testSecret", "succeeded"), ("RotationStep", "finishSecret", "succeeded"),
+        ("RotationSucceeded", None, None),
+    ]
+    failed = dict(audit.events)["RotationFailed"]
+    assert "boom at testSecret" in failed["details"]["reason"] and failed["source"] == "secretsmanager.amazonaws.com"
+    assert all("new-" not in json.dumps(kw, default=str) for _, kw in audit.events)  # no secret value

@@ -20,6 +20,7 @@ from strongroom.audit.signing import load_or_create
 from strongroom.audit.sinks import build_sink
 from strongroom.audit.writer import AuditUnavailable, AuditWriter
 from strongroom.storage import Store
+from strongroom.storage.store import WouldBlock, no_blocking
 
 log = logging.getLogger("strongroom.audit")
 
@@ -67,6 +68,8 @@ class AuditLog:
             return True
         if not catalog.changes_state(operation) and self.writer.last_error is None:
             return True
+        if no_blocking.get():
+            raise WouldBlock()  # the probe waits for the writer: not on the event loop
         try:
             self.writer.probe()
             return True

@@ -26,6 +26,8 @@ DENY = frozenset(n.lower() for n in (
     "TradeInToken", "TokenCode", "RotationToken", "ServicePassword", "ServiceCredentialSecret",
     "Base32StringSeed", "QRCodePNG", "KeyMaterial", "EncryptedKeyMaterial", "ImportToken", "Authorization",
     "MasterUserPassword", "ClientSecret",
+    # strongroom's own admin endpoint (unseal): key shares and passphrases.
+    "Share", "Passphrase", "Shares",
 ))
 
 

@@ -21,6 +21,7 @@ from strongroom.context import Principal
 from strongroom.crypto.rootkey import RootKey
 from strongroom.errors import ExpiredTokenException, UnrecognizedClientException
 from strongroom.storage import AccessKeyRecord, Store, Tx, UserRecord, iam_store
+from strongroom.storage.store import WouldBlock, no_blocking
 
 log = logging.getLogger("strongroom.auth")
 
@@ -139,6 +140,8 @@ class CredentialResolver:
             last = self._last_used.get(access_key_id)
             if last is not None and now - last < LAST_USED_INTERVAL:
                 return
+            if no_blocking.get():
+                raise WouldBlock()  # before noting the use: the re-run in a thread writes it
             if len(self._last_used) >= self.max_entries:
                 self._last_used.clear()
             self._last_used[access_key_id] = now

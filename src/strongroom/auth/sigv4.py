@@ -109,10 +109,11 @@ class SigV4Verifier:
             )
         access_key_id, date, region, service, _ = scope
         signed_at = _parse_amz_date(amz_date)
-        if date != signed_at.strftime("%Y%m%d"):
+        day = f"{signed_at.year:04d}{signed_at.month:02d}{signed_at.day:02d}"
+        if date != day:
             raise InvalidSignatureException(
                 f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-                f"'{date}' != '{signed_at.strftime('%Y%m%d')}', from '{amz_date}'."
+                f"'{date}' != '{day}', from '{amz_date}'."
             )
         if presigned:
             try:
@@ -220,6 +221,13 @@ def _parse_authorization(value: str) -> dict[str, str]:
 
 
 def _parse_amz_date(value: str) -> dt.datetime:
+    # The form every SDK sends, sliced: strptime costs more than the rest of parsing together.
+    if len(value) == 16 and value[8] == "T" and value[15] == "Z" and value[:8].isdigit() and value[9:15].isdigit():
+        try:
+            return dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
+                               int(value[11:13]), int(value[13:15]), tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass  # out-of-range fields: the message below, as before
     for fmt in (_AMZ_DATE, "%a, %d %b %Y %H:%M:%S GMT"):
         try:
             return dt.datetime.strptime(value, fmt).replace(tzinfo=dt.timezone.utc)

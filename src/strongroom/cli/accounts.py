@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -22,6 +23,39 @@ class NewAccount:
     account_id: str
     access_key_id: str
     secret_access_key: str
+
+
+def account_created_event(new: NewAccount, name: str, command: str | None = None) -> Any:
+    """The audit record of a local `account create` (or `iam apply` creating one): what AWS
+    Organizations' CreateAccount would leave, as the new account's root, with the admin
+    user and its access key id (never the secret key)."""
+    from strongroom.audit.local import local_context, local_event, root_principal
+
+    result = {"createAccountStatus": {"accountId": new.account_id, "accountName": name, "state": "SUCCEEDED"},
+              "adminUser": f"arn:aws:iam::{new.account_id}:user/admin", "accessKeyId": new.access_key_id}
+    # Organizations is global: CloudTrail records its calls in us-east-1, whatever the region.
+    return local_event(service="organizations", operation="CreateAccount", region="us-east-1",
+                       principal=root_principal(new.account_id), params={"accountName": name}, result=result,
+                       details=local_context(command))
+
+
+def create_account_recorded(store: Any, root: RootKey, name: str, trail: Any) -> NewAccount:
+    """Create the account only if its record can be written (fail closed), then record it."""
+    from strongroom.audit.writer import AuditUnavailable
+
+    try:
+        trail.preflight()
+    except AuditUnavailable:
+        raise click.ClickException("the audit trail cannot be written (fail_mode closed): "
+                                   "no account was created") from None
+    with store.write() as tx:
+        new = create_account_with_admin(tx, root, name)
+    try:
+        trail.append(account_created_event(new, name, trail.command))
+    except AuditUnavailable:
+        raise click.ClickException(f"account {new.account_id} was created but its audit record "
+                                   "could not be written") from None
+    return new
 
 
 def create_account_with_admin(tx: Tx, root: RootKey, name: str) -> NewAccount:
@@ -54,14 +88,16 @@ def create(data_dir: str | None, database_url: str | None, name: str, profile: s
     from strongroom.cli import awsprofile
     from strongroom.config import load_settings
     from strongroom.server import load_root_key
+    from strongroom.audit.local import LocalTrail
     from strongroom.storage import open_store
 
     settings = load_settings(data_dir, database_url)
     store = open_store(settings.database_url)
+    trail = LocalTrail.for_settings(store, settings, command="strongroom account create")
     try:
-        with store.write() as tx:
-            new = create_account_with_admin(tx, load_root_key(settings), name)
+        new = create_account_recorded(store, load_root_key(settings), name, trail)
     finally:
+        trail.close()
         store.close()
     click.echo(f"account {new.account_id}  admin arn:aws:iam::{new.account_id}:user/admin")
     if profile:

@@ -30,7 +30,7 @@ from typing import Any
 import click
 import yaml
 
-from strongroom.cli.accounts import create_account_with_admin
+from strongroom.cli.accounts import create_account_recorded
 from strongroom.errors import AwsError
 
 
@@ -191,8 +191,7 @@ def apply(file: Any, data_dir: str | None, database_url: str | None, dry_run: bo
                     if spec.get("id"):
                         raise click.ClickException(f"account {spec['id']} does not exist; name it by `name` to create it")
                     continue
-                with store.write() as tx:
-                    new = create_account_with_admin(tx, root, spec["name"])
+                new = create_account_recorded(store, root, spec["name"], run.trail)
                 click.echo(f"+ created account {new.account_id} ({spec['name']}); admin key "
                            f"{new.access_key_id} / {new.secret_access_key} (shown once)")
                 match = [new.account_id]

@@ -34,7 +34,7 @@ from strongroom.http.shapes import parse_input, service_model
 from strongroom.server import load_root_key
 from strongroom.services.iam import IAM, Deps
 from strongroom.storage import Store, open_store
-from strongroom.storage.migrate import current_revision, head_revision
+from strongroom.storage.migrate import EMPTY, NEWER, schema_state
 
 console = Console(stderr=True)
 out = Console()
@@ -57,18 +57,78 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class RootRunner:
-    """Runs IAM operations as an account's root, with the API's validation, on an open store."""
+    """Runs IAM operations as an account's root, with the API's validation, on an open store.
 
-    def __init__(self, store: Store, root: RootKey):
+    These calls bypass the API, so the runner records each one that changes something (or
+    tries to) in the audit trail itself, as CloudTrail would record the root's call: a
+    record of the same shape as the API's, userIdentity type Root, userAgent
+    strongroom-cli, appended to the shared chain (strongroom/audit/local.py). With the
+    trail unwritable and fail_mode closed, a change is refused before it acts."""
+
+    def __init__(self, store: Store, root: RootKey, trail: Any = None):
+        from strongroom.audit.local import LocalTrail
+
         self.iam = IAM(Deps(store=store, root=root))
+        self.trail: LocalTrail = trail if trail is not None else _cli_trail(store)
 
     def __call__(self, account: str, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        from strongroom.audit import catalog
+        from strongroom.audit.local import local_event, root_principal
+        from strongroom.audit.writer import AuditUnavailable
+
         principal = Principal(account_id=account, arn=f"arn:aws:iam::{account}:root", principal_id=account,
                               access_key_id="", type="Root", is_admin=True)
         ctx = RequestContext(principal=principal, region=DEFAULT_REGION, request_id=str(uuid.uuid4()),
                              identity_policies=ROOT_POLICIES)
         params = parse_input(service_model("iam").operation_model(operation), request, anchored=True)
-        return self.iam.call(operation, ctx, params)
+        if not catalog.changes_state(operation):  # reads (apply's diffing) are not recorded
+            return self.iam.call(operation, ctx, params)
+        try:
+            self.trail.preflight()
+        except AuditUnavailable:
+            raise AwsError("The audit trail cannot be written (fail_mode closed): nothing was changed.",
+                           code="InternalFailure", status=500) from None
+        result: dict[str, Any] | None = None
+        error: AwsError | None = None
+        try:
+            result = self.iam.call(operation, ctx, params)
+        except AwsError as err:
+            error = err
+        event = local_event(service="iam", operation=operation, region=DEFAULT_REGION,
+                            principal=root_principal(account),
+                            model_name="iam", params=params, result=result,
+                            error_code=error.code if error else None, error_message=error.message if error else None)
+        try:
+            self.trail.append(event)
+        except AuditUnavailable:
+            if error is not None:  # nothing changed: the caller learns why the call failed
+                raise error from None
+            # The change happened (the check before it passed) but its record did not: say so loudly.
+            raise AwsError(f"{operation} was applied but its audit record could not be written.",
+                           code="InternalFailure", status=500) from None
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
+
+
+def _cli_trail(store: Store) -> Any:
+    """The audit trail of this command: settings from its --data-dir/--database, closed (and
+    its events signed) when the command ends."""
+    from strongroom.audit.local import LocalTrail
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:  # used as a library: no config to read; a server signs these events later
+        return LocalTrail(store)
+    try:
+        settings = load_settings(ctx.params.get("data_dir"), ctx.params.get("database_url"))
+        trail = LocalTrail.for_settings(store, settings, command=ctx.command_path)
+    except Exception:  # noqa: BLE001 - an unreadable config still gets its events recorded, unsigned
+        trail = LocalTrail(store, command=ctx.command_path)
+    # Runs when the command ends, after open_data's store.close(): that only empties the
+    # connection pool, so the closing digest still gets a connection of its own.
+    ctx.call_on_close(trail.close)
+    return trail
 
 
 @contextlib.contextmanager
@@ -81,8 +141,19 @@ def open_data(opts: dict[str, Any]) -> Iterator[tuple[Store, RootKey]]:
         _fail(str(exc))
     store = open_store(settings.database_url)
     try:
-        if current_revision(store) != head_revision(store):
-            _fail("the database schema is not up to date; run `strongroom migrate`")
+        schema = schema_state(store)
+        if schema.state == EMPTY:
+            _fail("the database holds no strongroom schema; run `strongroom init` (or `strongroom migrate`)")
+        if not schema.usable:
+            # Only an older schema is refused: this release would read tables or columns it
+            # does not have yet.
+            _fail(f"the database schema (revision {schema.current}) is older than this release "
+                  f"(revision {schema.head}); run `strongroom migrate`")
+        if schema.state == NEWER:
+            # A newer release expanded the schema mid rolling upgrade; expand migrations only add,
+            # so this release's operations still work on it (docs/deployment.md), as `serve` does.
+            console.print(f"note: the database schema is newer than this release knows "
+                          f"(revision {schema.current}, this release's latest {schema.head})")
         yield store, root
     finally:
         store.close()

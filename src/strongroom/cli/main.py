@@ -23,7 +23,8 @@ from strongroom.cli.rekey import rekey
 from strongroom.cli import rotation as rotation_cli
 from strongroom.crypto.rootkey import RootKeyError
 from strongroom.storage import open_store
-from strongroom.storage.migrate import current_revision, head_revision, upgrade
+from strongroom.storage import migrate as migrate_state
+from strongroom.storage.migrate import schema_state, upgrade
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -156,8 +157,10 @@ def serve(data_dir: str | None, database_url: str | None, host: str, port: int, 
             os.environ["STRONGROOM_DATA_DIR"] = str(settings.data_dir)
             os.environ["STRONGROOM_DATABASE_URL"] = settings.database_url
             os.environ["STRONGROOM_ADMIN_TOKEN"] = token
+            # A worker opening its runtime on a busy host can take longer than uvicorn's default 5 s
+            # health check; being killed and restarted for it would only add load.
             uvicorn.run("strongroom.server:app_from_env", factory=True, workers=workers,  # type: ignore[arg-type]
-                        **common)
+                        timeout_worker_healthcheck=60, **common)
     finally:
         admin.withdraw(settings.data_dir, token)
 
@@ -165,20 +168,42 @@ def serve(data_dir: str | None, database_url: str | None, host: str, port: int, 
 @cli.command()
 @data_dir_option
 @database_option
-@click.option("--check", is_flag=True, help="Only report whether the schema is up to date (exit 1 if not).")
+@click.option("--check", is_flag=True,
+              help="Only report where the schema is (exit 1 when `strongroom migrate` has work to do).")
 def migrate(data_dir: str | None, database_url: str | None, check: bool) -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema up to date (expand migrations only; see docs/deployment.md).
+
+    A schema newer than this release (a newer release migrated it during a rolling
+    upgrade) is left alone: this release keeps working on it.
+    """
     settings = load_settings(data_dir, database_url)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, pool_size=1)
     try:
-        current, head = current_revision(store), head_revision(store)
+        before = schema_state(store)
         if check:
-            console.print(f"schema revision {current or 'none'}, latest {head}")
-            sys.exit(0 if current == head else 1)
+            console.print(f"schema revision {before.current or 'none'}, this release's latest {before.head}: "
+                          + _CHECK_VERDICT[before.state])
+            # Exit 1 only when this release has migrations to apply: an old release asked about a
+            # newer schema during a rolling upgrade must answer "fine" (0), not "pending".
+            sys.exit(1 if before.state in (migrate_state.BEHIND, migrate_state.EMPTY) else 0)
         upgrade(store)
-        console.print(f"schema at revision {head_revision(store)} (was {current or 'none'})")
+        after = schema_state(store)  # the database's own revision, not this release's head
+        if after.state == migrate_state.NEWER:
+            console.print(f"schema at revision {after.current}, newer than this release knows "
+                          f"(latest {after.head}); nothing to do")
+        else:
+            console.print(f"schema at revision {after.current} (was {before.current or 'none'})")
     finally:
         store.close()
+
+
+_CHECK_VERDICT = {
+    migrate_state.CURRENT: "up to date",
+    migrate_state.BEHIND: "the schema is behind this release; run `strongroom migrate`",
+    migrate_state.EMPTY: "no strongroom schema; run `strongroom init` or `strongroom migrate`",
+    migrate_state.NEWER: "the schema is newer than this release knows (a newer release migrated it); "
+                         "this release runs on it",
+}
 
 
 cli.add_command(iam_commands.iam)

@@ -33,8 +33,11 @@ from strongroom.crypto.rootkey import RootKeyError
 @click.option("--no-wait", is_flag=True, help="Start (or resume) and return; see progress with --status.")
 @click.option("--status", "show_status", is_flag=True, help="Only show the progress of the latest rekey.")
 @click.option("--offline", is_flag=True, help="Rekey in this process, with no server running.")
+@click.option("--finish", "finish", is_flag=True,
+              help="After a rekey is done and every node sharing the database has followed it: delete the "
+                   "database's copy of the new key (wrapped by the old one).")
 def rekey(data_dir: str | None, database_url: str | None, batch_size: int, pause: float, no_wait: bool,
-          show_status: bool, offline: bool, **opts: Any) -> None:
+          show_status: bool, offline: bool, finish: bool, **opts: Any) -> None:
     """Generate a new root key (same source, or --to another) and re-wrap everything under it.
 
     The server keeps serving meanwhile. Progress is durable: a rekey interrupted
@@ -46,6 +49,9 @@ def rekey(data_dir: str | None, database_url: str | None, batch_size: int, pause
     root = settings.data_dir
     if show_status:
         _show(call(root, "GET", "status"))
+        return
+    if finish:
+        _finish(settings)
         return
     target = spec_from_options(opts["source"], opts, confirm=True) if opts.get("source") else None
     if offline:
@@ -87,6 +93,9 @@ def _show(status: dict[str, Any]) -> None:
                   f"{progress['new_root_key_id']}")
     for note in progress.get("notes", []):
         console.print(f"  note: {note}")
+    if progress.get("handoff") and progress["state"] == "done" and not progress.get("notes"):
+        console.print("  note: the database still holds the new key wrapped by the old one, for nodes that have "
+                      "not followed yet; run `strongroom rekey --finish` once every node has")
     if progress.get("error"):
         console.print(f"  [red]stopped:[/red] {progress['error']}")
 
@@ -119,3 +128,19 @@ def _offline(settings: Any, target: dict[str, Any] | None, batch_size: int, paus
         _fail(str(exc))
     finally:
         store.close()
+
+
+def _finish(settings: Any) -> None:
+    """Delete the hand-off straight in the database: it needs no key, so no server either."""
+    from strongroom.rootkeys.manager import finish_handoff
+    from strongroom.storage import open_store
+
+    store = open_store(settings.database_url)
+    try:
+        count = finish_handoff(store)
+    except RootKeyError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    console.print("the database's copy of the new root key was deleted" if count else
+                  "the database holds no copy of a root key; nothing to do")

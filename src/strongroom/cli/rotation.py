@@ -87,11 +87,13 @@ def functions() -> None:
 @click.option("--env", "env", multiple=True, help="KEY=VALUE environment variable (repeatable).")
 @click.option("--webhook-url", help="POST events to this URL instead of running code.")
 @click.option("--webhook-secret", help="HMAC-SHA256 key for the X-Strongroom-Signature header.")
+@click.option("--allow-secrets-manager", is_flag=True,
+              help="Let Secrets Manager invoke it for rotation (AddPermission for secretsmanager.amazonaws.com).")
 @_profile
 @_endpoint
 def create(name: str, zip_path: str | None, source: str | None, role: str, handler: str, timeout: int, memory: int,
-           env: tuple[str, ...], webhook_url: str | None, webhook_secret: str | None, profile: str,
-           endpoint_url: str | None) -> None:
+           env: tuple[str, ...], webhook_url: str | None, webhook_secret: str | None, allow_secrets_manager: bool,
+           profile: str, endpoint_url: str | None) -> None:
     """Register a function (Python handler or webhook)."""
     import io
     import zipfile
@@ -109,9 +111,14 @@ def create(name: str, zip_path: str | None, source: str | None, role: str, handl
             zf.writestr("lambda_function.py", Path(source).read_text() if source else
                         "def lambda_handler(event, context):\n    raise RuntimeError('webhook only')\n")
         code = buf.getvalue()
-    fn = _client(profile, endpoint_url).create_function(
+    client = _client(profile, endpoint_url)
+    fn = client.create_function(
         FunctionName=name, Runtime="python3.11", Role=role, Handler=handler, Code={"ZipFile": code},
         Timeout=timeout, MemorySize=memory, Environment={"Variables": variables})
+    if allow_secrets_manager:
+        # What the AWS console does for a rotation function: without it RotateSecret is refused.
+        client.add_permission(FunctionName=name, StatementId="SecretsManagerAccess", Action="lambda:InvokeFunction",
+                              Principal="secretsmanager.amazonaws.com")
     click.echo(fn["FunctionArn"])
 
 

@@ -121,6 +121,12 @@ class Vault:
         self.keys[key.key_id] = aead.encrypt(kek, raw, _AAD + key.key_id.encode())
         return key
 
+    def add_raw(self, kek: bytes, raw: bytes) -> LocalRootKey:
+        """Add a root key made elsewhere (another node's rekey) under `kek` (call save() to keep it)."""
+        key = LocalRootKey(raw, SOURCE)
+        self.keys[key.key_id] = aead.encrypt(kek, raw, _AAD + key.key_id.encode())
+        return key
+
     def open(self, kek: bytes, key_id: str | None = None) -> LocalRootKey:
         """The root key `key_id` (or the only one); UnsealError when `kek` is not this vault's."""
         if key_id is None:

@@ -13,7 +13,7 @@ Outside a rekey there is only one key, so there is nothing to try.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from strongroom.crypto.rootkey import RootKey, RootKeyError
 
@@ -30,6 +30,9 @@ class RootKeyChain:
         self._lock = threading.Lock()
         self._keys: tuple[RootKey, ...] = ()
         self._active: RootKey | None = None
+        # Called when no held key opens a value (RootKeys sets it): another node's rekey may have
+        # re-wrapped it under a key this process has not loaded yet. True: look again.
+        self.on_miss: Callable[[], bool] | None = None
         if keys:
             self.set_keys(keys, active)
 
@@ -81,11 +84,28 @@ class RootKeyChain:
     def unwrap(self, blob: bytes, purpose: bytes) -> bytes:
         return self.unwrap_with_id(blob, purpose)[1]
 
-    def unwrap_with_id(self, blob: bytes, purpose: bytes) -> tuple[str, bytes]:
-        """(id of the key that wrapped `blob`, plaintext); RootKeyError when no held key did."""
+    def unwrap_with_id(self, blob: bytes, purpose: bytes, *, follow: bool = True) -> tuple[str, bytes]:
+        """(id of the key that wrapped `blob`, plaintext); RootKeyError when no held key did.
+
+        With `follow`, a miss first asks on_miss to load keys a rekey just made, then retries
+        the keys not tried yet (the rekey itself passes False: it holds both keys already).
+        """
         keys = self._keys
         if not keys:
             raise SealedError(SEALED_MESSAGE)
+        found = self._try(keys, blob, purpose)
+        if found is not None:
+            return found
+        hook = self.on_miss
+        if follow and hook is not None and hook():
+            tried = {k.key_id for k in keys}
+            found = self._try([k for k in self._keys if k.key_id not in tried], blob, purpose)
+            if found is not None:
+                return found
+        raise RootKeyError("data was not wrapped by any loaded root key (or was altered)")
+
+    @staticmethod
+    def _try(keys: Sequence[RootKey], blob: bytes, purpose: bytes) -> tuple[str, bytes] | None:
         for key in keys:
             try:
                 return key.key_id, key.unwrap(blob, purpose)
@@ -93,4 +113,4 @@ class RootKeyChain:
                 raise
             except RootKeyError:
                 continue
-        raise RootKeyError("data was not wrapped by any loaded root key (or was altered)")
+        return None

@@ -36,6 +36,7 @@ from strongroom.errors import (
 from strongroom.http import query
 from strongroom.http.exchange import Exchange
 from strongroom.http.shapes import parse_input, service_model, to_wire
+from strongroom.storage.store import WouldBlock, no_blocking
 
 log = logging.getLogger("strongroom.http")
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -62,6 +63,9 @@ class Gateway:
     query_services: dict[str, Any] = field(default_factory=dict)  # SigV4 service name -> query service
     sealed: Any = None  # () -> bool: True while the root key is sealed (every API request is refused)
     observer: Any = None  # http.observe.Observer: each call's audit record and metrics
+    # Operations tried on the event loop first (no database access allowed there: WouldBlock):
+    # reads the caches usually answer, where a thread hop would cost more than the work.
+    inline_operations: frozenset[str] = frozenset({"GetSecretValue"})
 
 
 def _error_response(err: AwsError, request_id: str) -> Response:
@@ -112,18 +116,21 @@ def build_app(gateway: Gateway) -> Starlette:
                 op_name = op_name or "-"
                 raise UnknownOperationException("")
             ex.service = service.signing_name
-            ctx = await anyio.to_thread.run_sync(_authenticate, gateway, request, body, service, request_id)
-            ex.ctx = ctx
-            principal_arn = ctx.principal.arn
-            op = service.operation(op_name)
-            if op is None:
-                raise UnknownOperationException("")
-            try:
-                raw = json.loads(body or b"{}", parse_constant=_not_json)
-            except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
-                raise SerializationException("The request body is not valid JSON.") from None
-            params = ex.params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
-            result = ex.result = await anyio.to_thread.run_sync(_invoke, gateway, service, ex, op_name, ctx, params)
+            wire = _wire(request, body)
+            result = None
+            if op_name in gateway.inline_operations:
+                # Usually answered from memory: try on the event loop, where anything that would
+                # touch the database raises WouldBlock instead, and then go to a thread after all.
+                blocking = no_blocking.set(True)
+                try:
+                    result = _pipeline(gateway, request, wire, service, ex, op_name)
+                except WouldBlock:
+                    result = None
+                finally:
+                    no_blocking.reset(blocking)
+            if result is None:  # one thread hop for authentication, decoding and the operation
+                result = await anyio.to_thread.run_sync(_pipeline, gateway, request, wire, service, ex, op_name)
+            principal_arn = ex.principal_arn
             return Response(
                 json.dumps(to_wire(result), separators=(",", ":")),
                 media_type=JSON_TYPE,
@@ -173,25 +180,53 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _pipeline(gateway: Gateway, request: Request, wire: WireRequest, service: Any, ex: Exchange,
+              op_name: str) -> dict[str, Any]:
+    """Authenticate, decode, validate and run the operation: in one worker thread, or inline."""
+    ctx = ex.ctx = _authenticate(gateway, request, wire, service, ex.request_id)
+    ex.principal_arn = ctx.principal.arn
+    if service.operation(op_name) is None:
+        raise UnknownOperationException("")
+    try:
+        raw = json.loads(wire.body or b"{}", parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
+        raise SerializationException("The request body is not valid JSON.") from None
+    params = ex.params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
+    # The observer's check that a write may proceed (the audit trail is writable) comes first.
+    if gateway.observer is not None:
+        gateway.observer.before_call(ex)
+    result: dict[str, Any] = service.call(op_name, ctx, params)
+    ex.result = result
+    return result
+
+
+def _wire(request: Request, body: bytes) -> WireRequest:
+    scope = request.scope
+    return WireRequest(
+        method=request.method,
+        path=request.url.path,
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]],
+        body=body,
+    )
+
+
 def _invoke(gateway: Gateway, service: Any, ex: Exchange, op_name: str, ctx: RequestContext,
             params: dict[str, Any]) -> dict[str, Any]:
-    """Run the operation (in a worker thread), after the observer's check that writes may proceed."""
+    """Run the operation, after the observer's check that writes may proceed (the query protocol)."""
     if gateway.observer is not None:
         gateway.observer.before_call(ex)
     result: dict[str, Any] = service.call(op_name, ctx, params)
     return result
 
 
-def _authenticate(gateway: Gateway, request: Request, body: bytes, service: Any, request_id: str) -> RequestContext:
+def _authenticate(gateway: Gateway, request: Request, wire: WireRequest | bytes, service: Any,
+                  request_id: str) -> RequestContext:
+    """`wire` is the request as SigV4 sees it, or just its body (the other protocols)."""
     if gateway.sealed is not None and gateway.sealed():  # both protocols pass here, each answers in its shape
         raise ServiceUnavailableException(SEALED_MESSAGE)
-    wire = WireRequest(
-        method=request.method,
-        path=request.url.path,
-        query_string=request.scope.get("query_string", b"").decode("latin-1"),
-        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]],
-        body=body,
-    )
+    if isinstance(wire, bytes):
+        wire = _wire(request, wire)
     now = dt.datetime.now(dt.timezone.utc)
     claim, parts = gateway.verifier.parse(wire, now)
     if claim.service != service.signing_name:

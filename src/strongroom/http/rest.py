@@ -40,12 +40,15 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
     async def answer(request: Request, ex: Exchange) -> Response:
         name: str = request.path_params.get("name") or ""
         sub: str = request.path_params.get("sub", "")
+        statement_id: str = request.path_params.get("sid", "")
         method = request.method
         op = {("POST", None, ""): "CreateFunction", ("GET", None, ""): "ListFunctions",
               ("GET", "x", ""): "GetFunction", ("DELETE", "x", ""): "DeleteFunction",
               ("PUT", "x", "code"): "UpdateFunctionCode", ("PUT", "x", "configuration"): "UpdateFunctionConfiguration",
               ("POST", "x", "invocations"): "Invoke", ("POST", "x", "policy"): "AddPermission",
-              ("GET", "x", "configuration"): "GetFunctionConfiguration"}.get((method, "x" if name else None, sub))
+              ("GET", "x", "configuration"): "GetFunctionConfiguration", ("GET", "x", "policy"): "GetPolicy",
+              ("DELETE", "x", "policy/"): "RemovePermission",
+              }.get((method, "x" if name else None, sub + ("/" if statement_id else "")))
         ex.op_name = op or "-"
         try:
             body = await _read_body(request)
@@ -82,6 +85,12 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
                 return _json(204, None, ex.request_id)
             elif op == "UpdateFunctionCode":
                 result = await anyio.to_thread.run_sync(functions.update_function_code, ctx, name, req)
+            elif op == "GetPolicy":
+                result = await anyio.to_thread.run_sync(functions.get_policy, ctx, name)
+            elif op == "RemovePermission":
+                ex.params["StatementId"] = statement_id
+                await anyio.to_thread.run_sync(functions.remove_permission, ctx, name, statement_id)
+                return _json(204, None, ex.request_id)
             elif op == "UpdateFunctionConfiguration":
                 result = await anyio.to_thread.run_sync(functions.update_function_configuration, ctx, name, req)
             else:  # AddPermission
@@ -102,4 +111,5 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
     methods = ["GET", "POST", "PUT", "DELETE"]
     return [Route(BASE, handle, methods=methods), Route(BASE + "/", handle, methods=methods),
             Route(BASE + "/{name}", handle, methods=methods),
-            Route(BASE + "/{name}/{sub}", handle, methods=methods)]
+            Route(BASE + "/{name}/{sub}", handle, methods=methods),
+            Route(BASE + "/{name}/{sub}/{sid}", handle, methods=methods)]

@@ -9,10 +9,13 @@ batch repeated after a crash is harmless.
 
 While it runs the server keeps serving: new values are wrapped by the new
 key from the moment the rekey starts, and reads try the new key, then the
-old (see crypto.rootchain). Processes that learn of the rekey late (other
-workers or nodes poll the marker every second) may wrap a few values with
-the old key meanwhile; a second, verifying pass over every table, started
-at least GRACE seconds after the rekey began, re-wraps those. Only then is
+old (see crypto.rootchain). Other workers and nodes poll the marker every
+second and load the new key (from the database's hand-off when it was made
+in another data directory; see rootkeys.manager); the first batch waits
+GRACE seconds after the start so they hold it before any value needs it.
+Processes that learn of the rekey late may wrap a few values with the old
+key meanwhile; a second, verifying pass over every table, started at least
+GRACE seconds after the rekey began, re-wraps those. Only then is
 the rekey marked done and the old key retired.
 """
 
@@ -89,7 +92,7 @@ def step(store: Store, chain: RootKeyChain, marker_id: int, batch_size: int) -> 
                 continue
             blob = bytes(row[target.column])  # type: ignore[arg-type]
             try:
-                key_id, plaintext = chain.unwrap_with_id(blob, purpose)
+                key_id, plaintext = chain.unwrap_with_id(blob, purpose, follow=False)
             except RootKeyError:
                 where = ", ".join(f"{k}={row[k]}" for k in target.pk)
                 raise RekeyError(f"{target.phase} ({where}) does not unwrap under any loaded root key; "
@@ -115,7 +118,11 @@ def run(store: Store, chain: RootKeyChain, marker_id: int, *, batch_size: int = 
             raise Interrupted("the rekey was stopped")
         with store.read() as tx:
             current = rk.latest_rekey(tx)
-        if current is not None and current.phase.startswith(VERIFY) and current.cursor is None:
+        # Before the first batch, every other process gets GRACE to load the new key (so none
+        # meets a value re-wrapped under a key it does not hold); before the verifying pass,
+        # to stop wrapping with the old one.
+        starting = current is not None and current.phase == PHASES[0] and current.rewrapped == 0
+        if current is not None and current.cursor is None and (starting or current.phase.startswith(VERIFY)):
             wait = current.started_date + GRACE - time.time()
             if wait > 0 and stop.wait(wait):
                 raise Interrupted("the rekey was stopped")

@@ -13,7 +13,9 @@ or written in the file by the operator who accepts that (`pin`).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ from typing import Any
 
 from strongroom.config import ROOT_KEY_FILE
 from strongroom.crypto import kmskey, passphrase, pkcs11key
+from strongroom.crypto.localkey import LocalRootKey
+from strongroom.crypto.passphrase import write_private
 from strongroom.crypto.rootchain import SEALED_MESSAGE, SealedError
 from strongroom.crypto.rootkey import FileRootKey, RootKey, RootKeyError
 
@@ -101,12 +105,78 @@ def vault_of(spec: Spec, data_dir: Path) -> passphrase.Vault:
 
 @dataclass
 class Created:
-    """A new root key and the spec that loads it again; `shares` are shown once, never stored."""
+    """A new root key and the spec that loads it again; `shares` are shown once, never stored.
+
+    `handoff` is what another node sharing the database needs to load the same key from its
+    own data directory (see `adopt`): the raw key (file and passphrase sources) and the files
+    the spec names (a new passphrase vault, a KMS data-key blob). Empty for PKCS#11, whose
+    key every node reaches through the HSM. It is only ever stored wrapped by the old root key.
+    """
 
     spec: Spec
     key: RootKey
     kek: bytes | None = None
     shares: list[str] = field(default_factory=list)
+    handoff: dict[str, Any] = field(default_factory=dict)
+
+
+def _raw(key: RootKey) -> bytes:
+    # The one place a root key's bytes leave the object: to be wrapped, at once, by the old
+    # root key for the other nodes (rekey hand-off). File and in-memory keys keep them in _key.
+    return bytes(key._key)  # type: ignore[attr-defined]
+
+
+def _file(data_dir: Path, name: str) -> dict[str, str]:
+    return {name: base64.b64encode(_path(data_dir, {"path": name}, name).read_bytes()).decode()}
+
+
+def encode_handoff(payload: dict[str, Any]) -> bytes:
+    out = {"key": base64.b64encode(payload["key"]).decode() if payload.get("key") else None,
+           "files": payload.get("files", {})}
+    return json.dumps(out, sort_keys=True).encode()
+
+
+def adopt(spec: Spec, data_dir: Path, handoff: bytes, kek: bytes | None = None) -> RootKey:
+    """Load the key `spec` names from a hand-off another node made (already unwrapped), writing
+    what `spec` needs into this data directory first so that the next start loads it alone.
+
+    Files already present are kept (a node adopting twice, or a path on shared storage).
+    """
+    spec = normalize(spec)
+    try:
+        payload = json.loads(handoff)
+        raw = base64.b64decode(payload["key"]) if payload.get("key") else None
+        files = {name: base64.b64decode(b64) for name, b64 in (payload.get("files") or {}).items()}
+    except (ValueError, KeyError, TypeError):
+        raise RootKeyError("the rekey hand-off in the database is malformed") from None
+    for name, content in files.items():
+        path = _path(data_dir, {"path": name}, name)
+        if not path.exists():
+            write_private(path, content)
+    match spec["source"]:
+        case "file":
+            path = _path(data_dir, spec, ROOT_KEY_FILE)
+            if not path.exists():
+                if raw is None:
+                    raise RootKeyError("the rekey hand-off holds no key file")
+                write_private(path, raw)
+            return FileRootKey.load(path)
+        case "passphrase":
+            if raw is None:
+                raise RootKeyError("the rekey hand-off holds no passphrase root key")
+            key = LocalRootKey(raw, passphrase.SOURCE)
+            vault = vault_of(spec, data_dir)
+            if key.key_id not in vault.keys:
+                # Same vault as this node's (a rekey within the passphrase source): add the key
+                # under the KEK this node was unsealed with, so the next unseal opens it.
+                if kek is None:
+                    raise SealedError(SEALED_MESSAGE)
+                vault.check(kek)
+                vault.add_raw(kek, raw)
+                vault.save()
+            return key
+        case _:
+            return load(spec, data_dir, kek)
 
 
 def _stamp() -> str:
@@ -128,7 +198,7 @@ def create(options: Spec, data_dir: Path, *, current: Spec | None = None, kek: b
             key: RootKey = FileRootKey.create(_path(data_dir, {"path": name}, ROOT_KEY_FILE))
             if name != ROOT_KEY_FILE:
                 spec["path"] = name
-            return Created(spec, key)
+            return Created(spec, key, handoff={"key": _raw(key)})
         case "passphrase":
             return _create_passphrase(spec, options, data_dir, current, kek)
         case "pkcs11":
@@ -151,7 +221,11 @@ def create(options: Spec, data_dir: Path, *, current: Spec | None = None, kek: b
                 spec = {**{k: v for k, v in normalize(current).items() if k != "path"}, **spec}
             name = spec.get("path") or (f"root-kms-{_stamp()}.json" if rekey else kmskey.DATA_KEY_FILE)
             spec["path"] = name
-            return Created(spec, kmskey.create(_path(data_dir, spec, kmskey.DATA_KEY_FILE), kms_config(spec)))
+            created = Created(spec, kmskey.create(_path(data_dir, spec, kmskey.DATA_KEY_FILE), kms_config(spec)))
+            # Only the external KMS's ciphertext: each node calls Decrypt itself, so the external
+            # key keeps gating every node (the kill switch), not just the one that rekeyed.
+            created.handoff = {"files": _file(data_dir, name)}
+            return created
 
 
 def _create_passphrase(spec: Spec, options: Spec, data_dir: Path, current: Spec | None,
@@ -166,7 +240,7 @@ def _create_passphrase(spec: Spec, options: Spec, data_dir: Path, current: Spec 
         vault.check(kek)
         key = vault.add_key(kek)
         vault.save()
-        return Created({**spec, "root_key_id": key.key_id}, key, kek)
+        return Created({**spec, "root_key_id": key.key_id}, key, kek, handoff={"key": _raw(key)})
     name = spec.get("path") or passphrase.VAULT_FILE
     path = _path(data_dir, {"path": name}, passphrase.VAULT_FILE)
     if path.exists():
@@ -187,7 +261,9 @@ def _create_passphrase(spec: Spec, options: Spec, data_dir: Path, current: Spec 
     out = {"source": "passphrase", "root_key_id": key.key_id}
     if name != passphrase.VAULT_FILE:
         out["path"] = name
-    return Created(out, key, new_kek, shares)
+    # The other nodes get the new vault (to unseal with the new passphrase or shares after
+    # their next start) and the key itself (to follow the rekey now, without unsealing).
+    return Created(out, key, new_kek, shares, handoff={"key": _raw(key), "files": _file(data_dir, name)})
 
 
 def retire(old: Spec, old_key_id: str, new: Spec, data_dir: Path) -> list[str]:

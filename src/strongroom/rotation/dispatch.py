@@ -14,6 +14,8 @@ from strongroom.rotation.engine import StepFailed
 from strongroom.rotation.functions import ARN, FunctionRecord, FunctionRegistry
 from strongroom.rotation.internal import InternalSecrets
 from strongroom.rotation.invoke import CredentialError, Outcome, mint_role_credentials, run_python, run_webhook
+from strongroom.rotation.permission import MESSAGE as PERMISSION_MESSAGE
+from strongroom.rotation.permission import invoke_allowed
 from strongroom.services.secretsmanager.core import Deps
 from strongroom.storage import SecretRecord
 
@@ -39,6 +41,9 @@ def endpoint_from(data_dir: Path) -> Callable[[], str]:
 class FunctionInvoker:
     def __init__(self, registry: FunctionRegistry, deps: Deps, root: RootKey, endpoint: Callable[[], str]):
         self.registry, self.deps, self.root, self.endpoint = registry, deps, root, endpoint
+        # The server's audit log (strongroom.audit.log.AuditLog), for the rotation engine that
+        # shares this invoker; set where the Lambda routes are attached (http/rest.py).
+        self.audit: Any = None
 
     def invoke(self, fn: FunctionRecord, event: Any) -> Outcome:
         """One invocation of a registered function (Lambda's Invoke, and each rotation step)."""
@@ -67,6 +72,10 @@ class FunctionInvoker:
         fn = self.registry.get(function_arn, with_code=True)
         if fn is None:
             raise StepFailed(f"the rotation function {function_arn} does not exist")
+        # As on AWS, Secrets Manager runs only a function whose resource policy (AddPermission)
+        # lets it: checked before every step, so revoking the permission stops a rotation too.
+        if not invoke_allowed(fn.policy, fn.arn, secret.arn):
+            raise StepFailed(f"AccessDeniedException: {PERMISSION_MESSAGE}")
         outcome = self.invoke(fn, event)
         if outcome.failed:
             assert outcome.error is not None

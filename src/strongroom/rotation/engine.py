@@ -51,11 +51,34 @@ class EngineOptions:
 
 class RotationEngine:
     def __init__(self, deps: Deps, invoker: Invoker, options: EngineOptions | None = None,
-                 clock: Callable[[], float] = time.time, holder: str | None = None):
+                 clock: Callable[[], float] = time.time, holder: str | None = None, audit: Any = None):
         self.deps, self.invoker = deps, invoker
         self.options = options or EngineOptions()
         self.clock = clock
         self.holder = holder or node_id()
+        self.audit = audit  # strongroom.audit.log.AuditLog (its service_event), or None
+
+    # -- the audit trail ---------------------------------------------------------------------
+    def _event(self, name: str, secret: SecretRecord, token: str, **details: Any) -> None:
+        """Record what Secrets Manager did on its own, as CloudTrail's AwsServiceEvent.
+
+        RotationStarted, RotationStep (one per step run, with its outcome), RotationSucceeded
+        and RotationFailed (which raises the rotation_failed alert). Never a secret value: the
+        details are ARNs, the token (a version id), step names and the recorded reason.
+        """
+        audit = self.audit
+        if audit is None:
+            return
+        try:
+            audit.service_event(
+                name, source="secretsmanager.amazonaws.com", account_id=secret.account_id, region=secret.region,
+                resources=[{"ARN": secret.arn, "accountId": secret.account_id,
+                            "type": "AWS::SecretsManager::Secret"}],
+                details={"secretId": secret.arn, "clientRequestToken": token,
+                         "rotationLambdaARN": secret.rotation_lambda_arn, **details})
+        except Exception as exc:  # noqa: BLE001 - a missing record is logged; the rotation's state is durable
+            log.error("rotation audit event not recorded: %s", type(exc).__name__,
+                      extra={"secret": secret.arn, "event": name})
 
     # -- finding work ----------------------------------------------------------------------
     def due(self) -> list[int]:
@@ -137,6 +160,8 @@ class RotationEngine:
         keeper = threading.Thread(target=self._keep_lease, args=(secret.id, stop), daemon=True)
         keeper.start()
         step = state.step
+        if state.step == STEPS[0] and state.attempts == 0:
+            self._event("RotationStarted", secret, state.token)
         try:
             for step in STEPS[STEPS.index(state.step):]:
                 event = {"SecretId": secret.arn, "ClientRequestToken": state.token, "Step": step,
@@ -144,6 +169,7 @@ class RotationEngine:
                 log.info("rotation step", extra={"secret": secret.arn, "token": state.token, "step": step})
                 self.invoker.invoke_step(secret.rotation_lambda_arn or "", secret, event)
                 metrics.ROTATION_STEPS.labels(step, "succeeded").inc()
+                self._event("RotationStep", secret, state.token, step=step, outcome="succeeded")
                 nxt = STEPS[STEPS.index(step) + 1] if step != STEPS[-1] else step
                 with self.deps.store.write() as tx:
                     if not rotation_store.advance(tx.conn, secret.id, self.holder, nxt, self.clock()):  # type: ignore[arg-type]
@@ -177,6 +203,9 @@ class RotationEngine:
             rotation_store.fail(tx.conn, secret.id, self.holder, reason, now + delay, now)  # type: ignore[arg-type]
         metrics.ROTATION_STEPS.labels(step, "failed").inc()
         metrics.ROTATIONS.labels("failed").inc()
+        self._event("RotationStep", secret, state.token, step=step, outcome="failed", reason=reason[:1000])
+        self._event("RotationFailed", secret, state.token, step=step, reason=reason[:1000],
+                    attempts=state.attempts + 1, nextAttemptInSeconds=delay)
         log.warning("rotation step failed", extra={"secret": secret.arn, "token": state.token, "step": step,
                                                    "reason": reason[:300], "retry_in": delay})
         return "failed"
@@ -198,6 +227,7 @@ class RotationEngine:
             tx.update_secret(fresh)
             rotation_store.finish(tx.conn, fresh.id, None, rotation_store.SUCCEEDED, now)  # type: ignore[arg-type]
         changed(self.deps, fresh)
+        self._event("RotationSucceeded", fresh, token)
         metrics.ROTATIONS.labels("succeeded").inc()
         metrics.ROTATION_DURATION.observe(seconds)
         log.info("rotation succeeded", extra={"secret": secret.arn, "token": token})

@@ -4,13 +4,16 @@ A function is either a Python handler (a zip with `lambda_function.py` and optio
 `requirements.txt`) run in a subprocess, or a webhook: a function whose environment has
 STRONGROOM_WEBHOOK_URL receives each event as a signed HTTP POST instead. The zip and the
 environment are stored wrapped by the root key; each node unpacks a zip into its data
-directory on first use, keyed by the code's SHA-256, and installs its requirements there.
+directory on first use, keyed by the code's SHA-256, and installs its requirements.txt into
+a virtualenv keyed by the requirements' SHA-256, which sees the server's boto3 after its own
+packages (as Lambda's Python runtime does).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import io
 import json
 import logging
@@ -35,6 +38,8 @@ NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ARN = re.compile(r"^arn:aws:lambda:([a-z0-9-]+):(\d{12}):function:([a-zA-Z0-9_-]{1,64})(?::\$LATEST)?$")
 RUNTIMES = ("python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
 MAX_ZIP = 50 * 1024 * 1024
+# What Lambda's Python runtime provides without packaging: boto3 and what it needs.
+RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
 
 
 def function_arn(region: str, account_id: str, name: str) -> str:
@@ -73,6 +78,7 @@ class FunctionRecord:
 class FunctionRegistry:
     def __init__(self, store: Store, root: RootKey, cache_dir: Path):
         self.store, self.root, self.cache_dir = store, root, cache_dir
+        self._runtime: Path | None = None  # the runtime layer, once built or found
 
     # -- rows --------------------------------------------------------------------------------
     def _record(self, row: Any, with_code: bool) -> FunctionRecord:
@@ -144,38 +150,132 @@ class FunctionRegistry:
                 from None
         return hashlib.sha256(code).hexdigest(), len(code)
 
-    def prepare(self, fn: FunctionRecord) -> Path:
-        """The unpacked code directory of the function's current code (dependencies installed).
+    def prepare(self, fn: FunctionRecord) -> Prepared:
+        """The unpacked code of the function's current version and the virtualenv it runs in.
 
-        Done once per code hash per node (CreateFunction/UpdateFunctionCode warm it), as
-        installing requirements may take long; a half-done directory is never used.
+        Done once per code hash and once per distinct requirements.txt per node
+        (CreateFunction/UpdateFunctionCode warm both), as installing requirements may take
+        long; a half-done directory is never used.
         """
+        code = fn.code
         root = self.cache_dir / fn.code_sha256
-        if (root / ".ready").exists():
-            return root
-        code = fn.code if fn.code is not None else (self.get(fn.arn, with_code=True) or fn).code
-        if code is None:
-            raise FileNotFoundError("the function has no code")
-        staging_dir = self.cache_dir / f".{fn.code_sha256}.{uuid.uuid4().hex[:8]}"
-        (staging_dir / "code").mkdir(parents=True)
-        with zipfile.ZipFile(io.BytesIO(code)) as zf:
-            zf.extractall(staging_dir / "code")
-        requirements = staging_dir / "code" / "requirements.txt"
-        if requirements.exists():
-            # A per-function dependency directory (pip --target): the function's own packages
-            # win over the server's, which stay importable after them (boto3).
-            proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                   "--target", str(staging_dir / "deps"), "-r", str(requirements)],
-                                  capture_output=True, text=True, timeout=600)
+        if code is None and not (root / ".ready").exists():
+            code = (self.get(fn.arn, with_code=True) or fn).code
+            if code is None:
+                raise FileNotFoundError("the function has no code")
+        if not (root / ".ready").exists():
+            assert code is not None
+            staging_dir = self.cache_dir / f".{fn.code_sha256}.{uuid.uuid4().hex[:8]}"
+            (staging_dir / "code").mkdir(parents=True)
+            with zipfile.ZipFile(io.BytesIO(code)) as zf:
+                zf.extractall(staging_dir / "code")
+            (staging_dir / ".ready").write_text("ok")
+            _publish(staging_dir, root)
+        requirements = root / "code" / "requirements.txt"
+        env = self.environment(requirements.read_bytes() if requirements.is_file() else b"")
+        return Prepared(root / "code", env / "bin" / "python", env)
+
+    def environment(self, requirements: bytes) -> Path:
+        """The virtualenv for one requirements.txt (by content): its packages, then the runtime's boto3.
+
+        Keyed by the requirements' hash (and the runtime layer), not the code's: an
+        UpdateFunctionCode that keeps its requirements reuses the virtualenv without pip.
+        """
+        runtime = self.runtime_layer()
+        key = hashlib.sha256(b"\0".join([requirements, str(runtime).encode(),
+                                          sys.version.encode()])).hexdigest()[:32]
+        env = self.cache_dir / "envs" / key
+        if (env / ".ready").exists():
+            return env
+        staging_dir = env.with_name(f".{key}.{uuid.uuid4().hex[:8]}")
+        staging_dir.parent.mkdir(parents=True, exist_ok=True)
+        # --without-pip: ensurepip costs tens of seconds per environment; the server's pip
+        # installs into this environment instead (`pip --python`, which runs as its interpreter).
+        proc = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(staging_dir)],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            shutil.rmtree(staging_dir, ignore_errors=True)
+            raise RuntimeError(f"creating the function's virtualenv failed: {proc.stderr.strip()[-500:]}")
+        python = staging_dir / "bin" / "python"
+        if requirements.strip():
+            req_file = staging_dir / "requirements.txt"
+            req_file.write_bytes(requirements)
+            proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                                   "--disable-pip-version-check", "--no-input", "-r", str(req_file)],
+                                  capture_output=True, text=True, timeout=900)
             if proc.returncode != 0:
                 shutil.rmtree(staging_dir, ignore_errors=True)
-                raise RuntimeError(f"installing requirements.txt failed: {proc.stderr.strip()[-500:]}")
+                raise RuntimeError(f"installing requirements.txt failed: {_pip_error(proc.stderr)}")
+        site_dir = _site_packages(python)
+        # .pth files are processed in name order and their entries appended after site-packages,
+        # so the runtime's boto3 comes after every package the function installed itself: a
+        # function pinning its own boto3 (or dateutil, urllib3...) gets its own, as on Lambda.
+        (site_dir / "zzz-strongroom-runtime.pth").write_text(str(runtime) + "\n")
         (staging_dir / ".ready").write_text("ok")
-        try:
-            staging_dir.rename(root)
-        except OSError:  # another thread or process prepared it first
-            shutil.rmtree(staging_dir, ignore_errors=True)
-        return root
+        _publish(staging_dir, env)
+        return env
+
+    def runtime_layer(self) -> Path:
+        """A directory holding only the server's boto3 and its dependencies (symlinks).
+
+        Lambda's Python runtime offers boto3 and nothing else of its own; pointing a function
+        at the server's whole site-packages would leak SQLAlchemy, strongroom itself and more.
+        """
+        if self._runtime is not None and self._runtime.exists():
+            return self._runtime
+        dists = []
+        for name in RUNTIME_DISTRIBUTIONS:
+            try:
+                dists.append(importlib.metadata.distribution(name))
+            except importlib.metadata.PackageNotFoundError:  # six, for one, is gone from newer botocore
+                continue
+        key = hashlib.sha256("\0".join(f"{d.metadata['Name']}=={d.version}@{d.locate_file('')}"
+                                        for d in dists).encode()).hexdigest()[:16]
+        layer = self.cache_dir / "runtime" / key
+        if layer.exists():
+            self._runtime = layer
+            return layer
+        staging_dir = layer.with_name(f".{key}.{uuid.uuid4().hex[:8]}")
+        staging_dir.mkdir(parents=True)
+        for dist in dists:
+            tops = {Path(str(f)).parts[0] for f in dist.files or ()}
+            for top in sorted(tops - {"..", "__pycache__", "bin"}):
+                source = Path(str(dist.locate_file(top)))
+                if source.exists() and not (staging_dir / top).exists():
+                    (staging_dir / top).symlink_to(source)
+        _publish(staging_dir, layer)
+        self._runtime = layer
+        return layer
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Where a function runs: its unpacked code, and the interpreter of its virtualenv."""
+
+    code: Path
+    python: Path
+    env: Path
+
+
+def _publish(staging_dir: Path, final: Path) -> None:
+    """Move a finished directory into place; if another thread or process won, keep theirs."""
+    try:
+        staging_dir.rename(final)
+    except OSError:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+def _site_packages(python: Path) -> Path:
+    found = sorted(python.parent.parent.glob("lib/python*/site-packages"))
+    if not found:
+        raise RuntimeError("the function's virtualenv has no site-packages")
+    return found[0]
+
+
+def _pip_error(stderr: str) -> str:
+    """pip's complaint, without its warnings about ignored index locations."""
+    lines = [ln for ln in stderr.strip().splitlines() if not ln.startswith("WARNING:")]
+    return "\n".join(lines)[-500:]
 
 
 def code_sha256_b64(hex_digest: str) -> str:

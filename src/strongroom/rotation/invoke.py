@@ -1,8 +1,9 @@
 """Invoking functions: a Python handler in its own subprocess, or a webhook POST.
 
-A Python handler runs with the temporary credentials of its execution role (minted as
-AssumeRole does, for the role's service principal lambda.amazonaws.com), the endpoint
-of this server, its configured environment, a timeout and an address-space limit.
+A Python handler runs under the interpreter of its own virtualenv (functions.py), with the
+temporary credentials of its execution role (minted as AssumeRole does, for the role's
+service principal lambda.amazonaws.com), the endpoint of this server, its configured
+environment, a timeout and an address-space limit.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import logging
 import os
 import resource
 import secrets
-import site
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -96,16 +95,17 @@ def _limits(memory_mb: int) -> Callable[[], None]:
 
 def run_python(registry: FunctionRegistry, fn: FunctionRecord, event: Any, credentials: dict[str, str],
                endpoint: str) -> Outcome:
-    root = registry.prepare(fn)
-    paths = [str(root / "code"), str(root / "deps"), *site.getsitepackages()]
+    prepared = registry.prepare(fn)
     request_id = str(uuid.uuid4())
     with tempfile.TemporaryDirectory(prefix="strongroom-fn-") as tmp:
         result = Path(tmp) / "result.json"
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8",
+            "PATH": os.pathsep.join([str(prepared.python.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+            "HOME": tmp, "VIRTUAL_ENV": str(prepared.env), "TMPDIR": tmp, "LANG": "C.UTF-8",
             **fn.environment,  # the function's own variables; ours below win, as on Lambda
             **credentials,
-            "PYTHONPATH": os.pathsep.join(paths), "PYTHONDONTWRITEBYTECODE": "1",
+            # The code first (Lambda's /var/task), then the virtualenv's packages, then boto3.
+            "PYTHONPATH": str(prepared.code), "PYTHONDONTWRITEBYTECODE": "1",
             "AWS_REGION": fn.region, "AWS_DEFAULT_REGION": fn.region,
             "AWS_ENDPOINT_URL": endpoint, "SECRETS_MANAGER_ENDPOINT": endpoint,
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
@@ -116,7 +116,9 @@ def run_python(registry: FunctionRegistry, fn: FunctionRecord, event: Any, crede
         }
         for var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
             env.pop(var, None)
-        proc = subprocess.Popen([sys.executable, str(BOOTSTRAP)], cwd=str(root / "code"), env=env,
+        # -P: the bootstrap's own directory (strongroom/rotation) stays off sys.path, so a
+        # function's `import functions` or `import engine` finds its own modules, not ours.
+        proc = subprocess.Popen([str(prepared.python), "-P", str(BOOTSTRAP)], cwd=str(prepared.code), env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 preexec_fn=_limits(fn.memory_size))
         try:

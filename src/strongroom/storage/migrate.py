@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -65,3 +66,39 @@ def current_revision(store: Store) -> str | None:
 
 def head_revision(store: Store) -> str | None:
     return ScriptDirectory.from_config(_config(store)).get_current_head()
+
+
+# How the database's schema relates to this release (schema_state).
+EMPTY = "empty"  # no strongroom schema at all: `strongroom init` or `strongroom migrate` makes it
+BEHIND = "behind"  # older than this release: `strongroom migrate` brings it up; this release refuses to use it
+CURRENT = "current"  # exactly this release's head
+NEWER = "newer"  # a revision this release does not know: a newer release expanded it (rolling upgrade)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None  # the revision stamped in the database (alembic_version)
+    head: str | None  # the newest revision this release ships
+    state: str  # EMPTY, BEHIND, CURRENT or NEWER
+
+    @property
+    def usable(self) -> bool:
+        """Whether this release may run on the schema: its own, or a newer release's expansion of it.
+
+        Migrations only add (expand) until a later release contracts (docs/deployment.md), so
+        a database a newer release migrated still has everything this release reads and writes.
+        """
+        return self.state in (CURRENT, NEWER)
+
+
+def schema_state(store: Store) -> SchemaState:
+    current, head = current_revision(store), head_revision(store)
+    if current is None:
+        state = EMPTY
+    elif current == head:
+        state = CURRENT
+    elif _known(_config(store), current):
+        state = BEHIND
+    else:
+        state = NEWER
+    return SchemaState(current, head, state)

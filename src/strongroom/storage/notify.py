@@ -87,6 +87,11 @@ class ChangeFeed:
         for topic in list(self._handlers):
             self.deliver(topic, EVERYTHING)
 
+    def sync(self) -> bool:
+        """Deliver every event committed (on any node) before this call began; False if that
+        cannot be done now, and a cache must then not be trusted for this request."""
+        return False
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
@@ -155,24 +160,66 @@ class PollingFeed(ChangeFeed):
         self.store, self.interval = store, interval
         self._last = 0
         self._pruned = 0.0
+        self._poll_lock = threading.RLock()
+        self._probe_lock = threading.Lock()
+        self._probe: Any = None  # a DBAPI connection of its own, for the per-request check
 
     def start(self) -> None:
         with self.store.read() as tx:  # only what happens from now on is news
             self._last = int(tx.conn.execute(select(func.coalesce(func.max(t.change_events.c.seq), 0))).scalar_one())
         super().start()
 
+    def close(self) -> None:
+        super().close()
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
+
     def poll_once(self) -> int:
         """Deliver the events committed since the last poll; returns how many were read."""
         c = t.change_events.c
-        with self.store.read() as tx:
-            rows = tx.conn.execute(select(c.seq, c.node, c.topic, c.item).where(c.seq > self._last)
-                                   .order_by(c.seq).limit(1000)).all()
-        if rows and self._last and rows[0].seq != self._last + 1:
-            self.deliver_everything()  # pruned before we read them
-        for row in rows:
-            self._receive(row.node, row.topic, row.item)
-            self._last = row.seq
-        return len(rows)
+        with self._poll_lock:  # the poller thread and sync() in request threads
+            with self.store.read() as tx:
+                rows = tx.conn.execute(select(c.seq, c.node, c.topic, c.item).where(c.seq > self._last)
+                                       .order_by(c.seq).limit(1000)).all()
+            if rows and self._last and rows[0].seq != self._last + 1:
+                self.deliver_everything()  # pruned before we read them
+            for row in rows:
+                self._receive(row.node, row.topic, row.item)
+                self._last = row.seq
+            return len(rows)
+
+    def sync(self) -> bool:
+        """SQLite writers run one at a time, so sequence numbers are in commit order: once the
+        newest committed event is delivered, so is everything before it. Reading the newest
+        sequence number is one autocommit lookup at the end of the table's primary key,
+        microseconds; only when it moved does the request poll (a few more)."""
+        try:
+            newest = self._newest()
+            if newest <= self._last:
+                return True
+            with self._poll_lock:
+                while self._last < newest and self.poll_once() == 1000:
+                    pass
+            return self._last >= newest
+        except Exception as exc:  # noqa: BLE001 - the caller reads the database instead
+            log.warning("change sync failed: %s", type(exc).__name__)
+            return False
+
+    def _newest(self) -> int:
+        with self._probe_lock:
+            if self._probe is None:
+                # Held for the process's lifetime (one pooled connection fewer); in autocommit
+                # (storage/store.py's connect hook), so each check sees the latest commit.
+                self._probe = self.store.engine.raw_connection()
+            cur = self._probe.cursor()
+            try:
+                cur.execute("SELECT max(seq) FROM change_events")
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        return int(row[0] or 0)
 
     def _prune(self) -> None:
         with self.store.write() as tx:

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, insert, not_, select, tuple_, update
+from sqlalchemy import (Column, Float, Integer, LargeBinary, MetaData, String, Table, and_, delete, insert, not_,
+                        select, tuple_, update)
 from sqlalchemy.sql.elements import ColumnElement
 
 from strongroom.storage import tables as t
@@ -119,9 +120,46 @@ def latest_rekey(tx: Tx) -> RekeyRecord | None:
 
 def insert_rekey(tx: Tx, record: RekeyRecord) -> int:
     result = tx.conn.execute(insert(t.root_key_rekeys).values(**record.to_row()))
-    record.id = int(result.inserted_primary_key[0])
+    pk = result.inserted_primary_key
+    assert pk is not None
+    record.id = int(pk[0])
     return record.id
 
 
 def update_rekey(tx: Tx, record: RekeyRecord) -> None:
     tx.conn.execute(update(t.root_key_rekeys).where(t.root_key_rekeys.c.id == record.id).values(**record.to_row()))
+
+
+# -- the hand-off of a rekey's new key to the other nodes (revision 0008_rekey_handoff) ---------
+# Its own MetaData: only this module reads the table, and tables.metadata stays as the schema
+# owners keep it. `wrapped` is the new key (or what loads it) wrapped by the OLD root key, so
+# only a node that already holds the old key learns the new one.
+root_key_handoffs = Table(
+    "root_key_handoffs",
+    MetaData(),
+    Column("rekey_id", Integer, primary_key=True, autoincrement=False),
+    Column("old_key_id", String(256), nullable=False),
+    Column("new_key_id", String(256), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_date", Float, nullable=False),
+)
+
+
+def insert_handoff(tx: Tx, rekey_id: int, old_key_id: str, new_key_id: str, wrapped: bytes, now: float) -> None:
+    tx.conn.execute(insert(root_key_handoffs).values(rekey_id=rekey_id, old_key_id=old_key_id,
+                                                     new_key_id=new_key_id, wrapped=wrapped, created_date=now))
+
+
+def handoff(tx: Tx, rekey_id: int) -> bytes | None:
+    """The wrapped hand-off of rekey `rekey_id`, if the database still holds it."""
+    row = tx.conn.execute(select(root_key_handoffs.c.wrapped)
+                          .where(root_key_handoffs.c.rekey_id == rekey_id)).first()
+    return bytes(row[0]) if row else None
+
+
+def drop_handoffs(tx: Tx, *, except_rekey: int | None = None) -> int:
+    """Delete every hand-off (but the one of `except_rekey`); how many there were."""
+    q = delete(root_key_handoffs)
+    if except_rekey is not None:
+        q = q.where(root_key_handoffs.c.rekey_id != except_rekey)
+    return int(tx.conn.execute(q).rowcount or 0)

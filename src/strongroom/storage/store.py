@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
@@ -33,6 +34,28 @@ if TYPE_CHECKING:
     from strongroom.storage.notify import ChangeFeed
 
 Q = TypeVar("Q", bound=Select[Any])
+
+# Change-event topics the database's triggers publish (migration 0008): any change to a secret,
+# its versions or its labels (key: the secret's id), and any change to a KMS key row (key: "*").
+SECRET_CHANGED = "secret"
+KMS_KEYS_CHANGED = "kms-keys"
+
+
+class WouldBlock(BaseException):
+    """Raised instead of touching the database while `no_blocking` is set.
+
+    The gateway runs requests it can usually serve from memory on the event loop with
+    `no_blocking` set, and re-runs one that raised this in a worker thread. A BaseException,
+    so that no `except Exception` on the way turns it into an error answer.
+    """
+
+
+no_blocking: ContextVar[bool] = ContextVar("strongroom_no_blocking", default=False)
+
+
+def _guard() -> None:
+    if no_blocking.get():
+        raise WouldBlock()
 
 
 class Store:
@@ -47,6 +70,7 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator["Tx"]:
+        _guard()
         with self.engine.connect() as conn:
             conn = conn.execution_options(strongroom_write=True)
             tx = Tx(conn, self.is_sqlite, write=True)
@@ -59,6 +83,7 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
+        _guard()
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 # One snapshot per transaction, as a SQLite read transaction sees: a reader
@@ -70,6 +95,7 @@ class Store:
     @contextmanager
     def snapshot(self) -> Iterator["Tx"]:
         """A read-only transaction over one consistent snapshot of every table (for backups)."""
+        _guard()
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -167,6 +193,13 @@ class Tx:
         notify.send(self.conn, self.is_sqlite, topic, key)
         self.events.append((topic, key))
 
+    def _secret_changed(self, secret_id: int | None) -> None:
+        """This process's caches forget the secret at commit. Other processes hear of it from
+        the database's own triggers (migration 0008), which no writer can bypass."""
+        event = (SECRET_CHANGED, str(secret_id) if secret_id is not None else "*")
+        if event not in self.events:
+            self.events.append(event)
+
     # -- principals -------------------------------------------------------
     def insert_account(self, account_id: str, name: str, now: float) -> None:
         self.conn.execute(insert(t.accounts).values(account_id=account_id, name=name, created_date=now))
@@ -201,7 +234,8 @@ class Tx:
         return self.locked(select(t.secrets))
 
     def secret_by_arn(self, arn: str) -> SecretRecord | None:
-        row = self.conn.execute(self._secrets_query().where(t.secrets.c.arn == arn)).first()
+        q = _SECRET_BY_ARN if self.is_sqlite or not self.write else self.locked(_SECRET_BY_ARN)
+        row = self.conn.execute(q, {"arn": arn}).first()
         return SecretRecord.from_row(row) if row else None
 
     def secret_by_partial_arn(self, partial_arn: str) -> SecretRecord | None:
@@ -216,13 +250,41 @@ class Tx:
         return SecretRecord.from_row(row) if row else None
 
     def secret_by_name(self, account_id: str, region: str, name: str) -> SecretRecord | None:
-        q = self._secrets_query().where(
-            t.secrets.c.account_id == account_id,
-            t.secrets.c.region == region,
-            t.secrets.c.name == name,
-        )
-        row = self.conn.execute(q).first()
+        q = _SECRET_BY_NAME if self.is_sqlite or not self.write else self.locked(_SECRET_BY_NAME)
+        row = self.conn.execute(q, {"a": account_id, "r": region, "n": name}).first()
         return SecretRecord.from_row(row) if row else None
+
+    def secrets_in_order(self, account_id: str, region: str, *, sort_by: str, descending: bool,
+                         after: tuple[Any, int] | None = None, include_deleted: bool = False,
+                         name_prefixes: list[str] | None = None, batch: int = 200) -> Iterator[SecretRecord]:
+        """An account's secrets in ListSecrets order (`sort_by` column, then id), from `after` on.
+
+        Read in keyset batches, so a page costs what it returns (plus what the caller's
+        filters skip), not the size of the account. `name_prefixes` narrows in SQL to names
+        starting with any of them (case-sensitive, as the name filter is).
+        """
+        s = t.secrets.c
+        key = {"created-date": s.created_date, "last-changed-date": s.last_changed_date,
+               "last-accessed-date": func.coalesce(s.last_accessed_date, 0.0), "name": s.name}[sort_by]
+        q = select(t.secrets).where(s.account_id == account_id, s.region == region)
+        if not include_deleted:
+            q = q.where(s.deleted_date.is_(None))
+        if name_prefixes:
+            q = q.where(or_(*[func.substr(s.name, 1, len(p)) == p for p in name_prefixes]))
+        q = q.order_by(key.desc(), s.id.desc()) if descending else q.order_by(key.asc(), s.id.asc())
+        while True:
+            page = q
+            if after is not None:
+                value, last_id = after
+                beyond = (key < value) | ((key == value) & (s.id < last_id)) if descending else \
+                    (key > value) | ((key == value) & (s.id > last_id))
+                page = q.where(beyond)
+            rows = [SecretRecord.from_row(r) for r in self.conn.execute(page.limit(batch))]
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1]
+            after = (_sort_value(last, sort_by), int(last.id))  # type: ignore[arg-type]
 
     def list_secrets(self, account_id: str, region: str) -> list[SecretRecord]:
         q = select(t.secrets).where(t.secrets.c.account_id == account_id, t.secrets.c.region == region)
@@ -231,14 +293,17 @@ class Tx:
     def insert_secret(self, secret: SecretRecord) -> int:
         result = self.conn.execute(insert(t.secrets).values(**secret.to_row()))
         secret.id = int(result.inserted_primary_key[0])
+        self._secret_changed(secret.id)
         return secret.id
 
     def update_secret(self, secret: SecretRecord) -> None:
         row = secret.to_row()
         row.pop("id", None)
         self.conn.execute(update(t.secrets).where(t.secrets.c.id == secret.id).values(**row))
+        self._secret_changed(secret.id)
 
     def delete_secret(self, secret_id: int) -> None:
+        self._secret_changed(secret_id)
         self.conn.execute(delete(t.version_stages).where(t.version_stages.c.secret_id == secret_id))
         self.conn.execute(delete(t.secret_versions).where(t.secret_versions.c.secret_id == secret_id))
         self.conn.execute(delete(t.secrets).where(t.secrets.c.id == secret_id))
@@ -270,27 +335,25 @@ class Tx:
                 by_id[version_id].stages.append(stage)
         return versions
 
-    def version(self, secret_id: int, version_id: str) -> VersionRecord | None:
-        q = select(t.secret_versions).where(
-            t.secret_versions.c.secret_id == secret_id, t.secret_versions.c.version_id == version_id
-        )
-        row = self.conn.execute(q).first()
+    def version(self, secret_id: int, version_id: str, stages: dict[str, str] | None = None) -> VersionRecord | None:
+        """One version with its labels; `stages`, the secret's label map if the caller just read it."""
+        row = self.conn.execute(_VERSION, {"s": secret_id, "v": version_id}).first()
         if row is None:
             return None
         v = VersionRecord.from_row(row)
-        v.stages = sorted(s for s, vid in self.stages(secret_id).items() if vid == version_id)
+        stages = self.stages(secret_id) if stages is None else stages
+        v.stages = sorted(s for s, vid in stages.items() if vid == version_id)
         return v
 
     def stages(self, secret_id: int) -> dict[str, str]:
-        q = select(t.version_stages.c.stage, t.version_stages.c.version_id).where(
-            t.version_stages.c.secret_id == secret_id
-        )
-        return {r.stage: r.version_id for r in self.conn.execute(q)}
+        return {r.stage: r.version_id for r in self.conn.execute(_STAGES, {"s": secret_id})}
 
     def insert_version(self, version: VersionRecord) -> None:
         self.conn.execute(insert(t.secret_versions).values(**version.to_row()))
+        self._secret_changed(version.secret_id)
 
     def set_version_value(self, version: VersionRecord) -> None:
+        self._secret_changed(version.secret_id)
         self.conn.execute(
             update(t.secret_versions)
             .where(
@@ -308,6 +371,7 @@ class Tx:
     def delete_versions(self, secret_id: int, version_ids: Iterable[str]) -> None:
         ids = list(version_ids)
         if ids:
+            self._secret_changed(secret_id)
             self.conn.execute(
                 delete(t.secret_versions).where(
                     t.secret_versions.c.secret_id == secret_id, t.secret_versions.c.version_id.in_(ids)
@@ -318,17 +382,19 @@ class Tx:
         """Make the secret's label → version map exactly `stages`."""
         current = self.stages(secret_id)
         gone = [s for s in current if s not in stages or stages[s] != current[s]]
+        new = [
+            {"secret_id": secret_id, "stage": s, "version_id": v}
+            for s, v in stages.items()
+            if current.get(s) != v
+        ]
+        if gone or new:
+            self._secret_changed(secret_id)
         if gone:
             self.conn.execute(
                 delete(t.version_stages).where(
                     t.version_stages.c.secret_id == secret_id, t.version_stages.c.stage.in_(gone)
                 )
             )
-        new = [
-            {"secret_id": secret_id, "stage": s, "version_id": v}
-            for s, v in stages.items()
-            if current.get(s) != v
-        ]
         if new:
             self.conn.execute(insert(t.version_stages), new)
 
@@ -342,5 +408,24 @@ class Tx:
         )
 
 
+# Built once: building a statement per call (coercing every operand) cost more than running it.
+_SECRET_BY_NAME = select(t.secrets).where(t.secrets.c.account_id == bindparam("a"),
+                                          t.secrets.c.region == bindparam("r"), t.secrets.c.name == bindparam("n"))
+_SECRET_BY_ARN = select(t.secrets).where(t.secrets.c.arn == bindparam("arn"))
+_STAGES = select(t.version_stages.c.stage, t.version_stages.c.version_id).where(
+    t.version_stages.c.secret_id == bindparam("s"))
+_VERSION = select(t.secret_versions).where(t.secret_versions.c.secret_id == bindparam("s"),
+                                           t.secret_versions.c.version_id == bindparam("v"))
+
+
 def _asdict(record: Any) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
+
+
+def _sort_value(secret: SecretRecord, sort_by: str) -> Any:
+    """The value ListSecrets sorts `secret` by (what `secrets_in_order` compares in SQL)."""
+    if sort_by == "name":
+        return secret.name
+    if sort_by == "last-accessed-date":
+        return secret.last_accessed_date or 0.0
+    return secret.created_date if sort_by == "created-date" else secret.last_changed_date

@@ -83,6 +83,7 @@ secrets = Table(
     UniqueConstraint("account_id", "region", "name", name="uq_secrets_name"),
 )
 Index("ix_secrets_account_region", secrets.c.account_id, secrets.c.region, secrets.c.name)
+Index("ix_secrets_created", secrets.c.account_id, secrets.c.region, secrets.c.created_date, secrets.c.id)
 
 secret_versions = Table(
     "secret_versions",

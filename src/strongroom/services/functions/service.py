@@ -1,5 +1,5 @@
 """Lambda operations on rotation functions: Create/Get/List/Delete, code and configuration
-updates, Invoke and AddPermission. Requests and responses follow botocore's lambda model."""
+updates, Invoke, and the resource policy (AddPermission, GetPolicy, RemovePermission). Requests and responses follow botocore's lambda model."""
 
 from __future__ import annotations
 
@@ -189,12 +189,34 @@ class Functions:
             "Sid": req["StatementId"], "Effect": "Allow", "Action": req["Action"], "Resource": fn.arn,
             "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else {"AWS": principal},
         }
+        condition: dict[str, Any] = {}
         if "SourceArn" in req:
-            statement["Condition"] = {"ArnLike": {"AWS:SourceArn": req["SourceArn"]}}
+            condition["ArnLike"] = {"AWS:SourceArn": req["SourceArn"]}
+        if "SourceAccount" in req:
+            condition["StringEquals"] = {"AWS:SourceAccount": req["SourceAccount"]}
+        if condition:
+            statement["Condition"] = condition
         doc["Statement"].append(statement)
         fn.policy = json.dumps(doc)
         self.registry.update(fn)
         return {"Statement": json.dumps(statement)}
+
+    def get_policy(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        fn = self._load(ctx, name, "GetPolicy")
+        if not fn.policy or not json.loads(fn.policy).get("Statement"):
+            raise _err("ResourceNotFoundException", 404, "The resource you requested does not exist.")
+        return {"Policy": fn.policy, "RevisionId": fn.revision_id}
+
+    def remove_permission(self, ctx: RequestContext, name: str, statement_id: str) -> None:
+        fn = self._load(ctx, name, "RemovePermission")
+        doc: dict[str, Any] = json.loads(fn.policy) if fn.policy else {"Statement": []}
+        kept = [s for s in doc.get("Statement", []) if s.get("Sid") != statement_id]
+        if len(kept) == len(doc.get("Statement", [])):
+            raise _err("ResourceNotFoundException", 404, "Statement not found: " + statement_id)
+        doc["Statement"] = kept
+        # Lambda drops the policy with its last statement (GetPolicy then answers not found).
+        fn.policy = json.dumps(doc) if kept else None
+        self.registry.update(fn)
 
     def invoke(self, ctx: RequestContext, name: str, payload: bytes, invocation_type: str,
                log_type: str) -> tuple[int, dict[str, str], bytes]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from strongroom.cache.secrets import SecretCache
 from strongroom.context import RequestContext
 from strongroom.crypto.envelope import Sealed, binding
 from strongroom.crypto.keyring import (
@@ -45,6 +46,10 @@ class Deps:
     keyring: Keyring
     clock: Callable[[], float] = time.time
     on_change: list[Callable[[SecretRecord], None]] = field(default_factory=list)
+    # The read path's cache (cache/secrets.py), and the check that makes it safe to trust for one
+    # request: ChangeFeed.sync, True once every change committed anywhere before it was delivered.
+    cache: SecretCache | None = None
+    fresh: Callable[[], bool] = field(default=lambda: False)
 
 
 def find(tx: Tx, ctx: RequestContext, secret_id: str, action: str, req: dict[str, Any]) -> SecretRecord:

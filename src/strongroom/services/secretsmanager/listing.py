@@ -37,32 +37,41 @@ def page_of_secrets(
             raise InvalidParameterException("Each filter must have a Key.")
         if not f.get("Values"):
             raise InvalidParameterException(f"Filter {f.get('Key')} must have at least one value.")
-    with deps.store.read() as tx:
-        candidates = tx.list_secrets(ctx.account_id, ctx.region)
-    key_of = _SORT_FIELDS[sort_by]
-    rows = sorted(
-        (s for s in candidates
-         if (include_deleted or s.deleted_date is None) and filters.matches(flt, s)),
-        key=lambda s: (key_of(s), s.id),
-        reverse=(order == "desc"),
-    )
+    after = None
     if next_token:
         state = paging.decode(next_token, kind)
-        after = state.get("a")
-        if state.get("s") != [order, sort_by] or not isinstance(after, list) or len(after) != 2:
+        marker = state.get("a")
+        if state.get("s") != [order, sort_by] or not isinstance(marker, list) or len(marker) != 2:
             raise InvalidParameterException("The NextToken doesn't match the request's SortOrder and SortBy.")
-        marker = (after[0], after[1])
-        if order == "desc":
-            rows = [s for s in rows if (key_of(s), s.id) < marker]
-        else:
-            rows = [s for s in rows if (key_of(s), s.id) > marker]
+        after = (marker[0], marker[1])
     limit = max_results or DEFAULT_PAGE
-    page = rows[:limit]
+    page: list[SecretRecord] = []
+    more = False
+    with deps.store.read() as tx:
+        # The database orders and pages; the filters (AWS's word rules) are applied here, and
+        # reading stops one match past the page, so a page costs what it holds, not the account.
+        for secret in tx.secrets_in_order(ctx.account_id, ctx.region, sort_by=sort_by, descending=order == "desc",
+                                          after=after, include_deleted=include_deleted,
+                                          name_prefixes=_name_prefixes(flt), batch=min(max(limit + 1, 100), 1000)):
+            if not filters.matches(flt, secret):
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            page.append(secret)
     token = None
-    if len(rows) > limit:
+    if more:
         last = page[-1]
-        token = paging.encode({"k": kind, "s": [order, sort_by], "a": [key_of(last), last.id]})
+        token = paging.encode({"k": kind, "s": [order, sort_by], "a": [_SORT_FIELDS[sort_by](last), last.id]})
     return page, token
+
+
+def _name_prefixes(flt: list[dict[str, Any]]) -> list[str] | None:
+    """Prefixes the database can narrow by: a name filter with only positive values."""
+    for f in flt:
+        if f["Key"] == "name" and not any(v.startswith("!") for v in f["Values"]):
+            return list(f["Values"])
+    return None
 
 
 def list_secrets(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from strongroom.cache.secrets import CachedSecret, SecretCache, cache_key, fresh_view
 from strongroom.context import RequestContext
 from strongroom.crypto.keyring import kms_key_label
 from strongroom.errors import (
@@ -111,43 +112,102 @@ def put_secret_value(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> di
             "VersionStages": version.stages}
 
 
-def _pick_version(tx: Tx, secret: SecretRecord, version_id: str | None, stage: str | None) -> VersionRecord:
-    stages = tx.stages(secret.id)  # type: ignore[arg-type]
-    if version_id is None:
-        stage = stage or staging.CURRENT
-        version_id = stages.get(stage)
-        if version_id is None:
-            raise ResourceNotFoundException(
-                f"Secrets Manager can't find the specified secret value for staging label: {stage}"
-            )
-    version = tx.version(secret.id, version_id)  # type: ignore[arg-type]
+def _check_version(version: VersionRecord | None, version_id: str, stage: str | None) -> None:
     if version is None or version.value_type is None or (stage is not None and stage not in version.stages):
         what = f"VersionId: {version_id}" + (f" and staging label: {stage}" if stage else "")
         raise ResourceNotFoundException(f"Secrets Manager can't find the specified secret value for {what}")
-    return version
+
+
+def _from_cache(deps: Deps, ctx: RequestContext, key: Any, version_id: str | None, stage: str | None,
+                request: dict[str, Any]) -> tuple[SecretRecord, VersionRecord] | None:
+    """The secret and version from the cache (authorized as `find` would), or None to ask the database."""
+    assert deps.cache is not None
+    entry = deps.cache.get(key)
+    if entry is None:
+        return None
+    secret = entry.secret
+    authorize(ctx, "secretsmanager:GetSecretValue", secret.arn, request, secret)
+    require_live(secret)
+    if version_id is None:
+        stage = stage or staging.CURRENT
+    wanted = version_id if version_id is not None else entry.stages.get(stage)  # type: ignore[arg-type]
+    version = entry.versions.get(wanted) if wanted is not None else None
+    if version is None:
+        return None  # not loaded yet, or an error the database path words
+    _check_version(version, version.version_id, stage)
+    return secret, version
+
+
+def _load(deps: Deps, ctx: RequestContext, secret_id: str, version_id: str | None, stage: str | None,
+          request: dict[str, Any]) -> tuple[SecretRecord, VersionRecord, dict[str, str]]:
+    with deps.store.read() as tx:
+        secret = find(tx, ctx, secret_id, "GetSecretValue", request)
+        require_live(secret)
+        stages = tx.stages(secret.id)  # type: ignore[arg-type]
+        if version_id is None:
+            stage = stage or staging.CURRENT
+        wanted = version_id if version_id is not None else stages.get(stage)  # type: ignore[arg-type]
+        if wanted is None:
+            raise ResourceNotFoundException(
+                f"Secrets Manager can't find the specified secret value for staging label: {stage}"
+            )
+        version = tx.version(secret.id, wanted, stages)  # type: ignore[arg-type]
+    _check_version(version, wanted, stage)
+    assert version is not None
+    return secret, version, stages
+
+
+def _remember(cache: SecretCache, key: Any, secret: SecretRecord, version: VersionRecord, stages: dict[str, str],
+              epoch: int) -> None:
+    entry = cache.get(key)
+    if entry is not None and entry.secret.id == secret.id:
+        cache.add_version(entry, version, epoch)
+    else:
+        cache.put(key, CachedSecret(secret, stages, {version.version_id: version}), epoch)
 
 
 def read_value(deps: Deps, ctx: RequestContext, secret_id: str, version_id: str | None = None,
                stage: str | None = None) -> dict[str, Any]:
     request = {k: v for k, v in (("VersionId", version_id), ("VersionStage", stage)) if v is not None}
-    with deps.store.read() as tx:
-        secret = find(tx, ctx, secret_id, "GetSecretValue", request)
-        require_live(secret)
-        version = _pick_version(tx, secret, version_id, stage)
-    plaintext = open_value(deps, secret, version)
-    today = day_of(deps.clock())
-    if secret.last_accessed_date != today or version.last_accessed_date != today:
-        with deps.store.write() as tx:
-            tx.touch_secret_accessed(secret.id, today)  # type: ignore[arg-type]
-            tx.touch_version_accessed(secret.id, version.version_id, today)  # type: ignore[arg-type]
+    key = cache_key(ctx.account_id, ctx.region, secret_id)
+    fresh = deps.cache is not None and deps.fresh()
+    token = fresh_view.set(fresh)  # the keyring trusts its KMS key records only in a fresh view
+    try:
+        found = _from_cache(deps, ctx, key, version_id, stage, request) if fresh else None
+        if found is not None:
+            secret, version = found
+            plaintext = open_value(deps, secret, version)
+        else:
+            epoch = deps.cache.epoch if fresh and deps.cache is not None else 0  # before reading: cache/secrets.py
+            secret, version, stages = _load(deps, ctx, secret_id, version_id, stage, request)
+            plaintext = open_value(deps, secret, version)
+            if fresh and deps.cache is not None:  # only what opened: a row that fails is read again next time
+                _remember(deps.cache, key, secret, version, stages, epoch)
+    finally:
+        fresh_view.reset(token)
+    _note_access(deps, secret, version)
     return {
         "ARN": secret.arn,
         "Name": secret.name,
         "VersionId": version.version_id,
         **value_fields(version, plaintext),
-        "VersionStages": version.stages,
+        "VersionStages": list(version.stages),
         "CreatedDate": ts(version.created_date),
     }
+
+
+def _note_access(deps: Deps, secret: SecretRecord, version: VersionRecord) -> None:
+    """LastAccessedDate, which AWS keeps to the day: one write per secret and day, not per read.
+
+    The records may be cached ones: once written, they say so, and later reads skip the write.
+    Other processes write at most once each (the UPDATE only moves the date forward)."""
+    today = day_of(deps.clock())
+    if secret.last_accessed_date == today and version.last_accessed_date == today:
+        return
+    with deps.store.write() as tx:
+        tx.touch_secret_accessed(secret.id, today)  # type: ignore[arg-type]
+        tx.touch_version_accessed(secret.id, version.version_id, today)  # type: ignore[arg-type]
+    secret.last_accessed_date = version.last_accessed_date = today
 
 
 def get_secret_value(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
