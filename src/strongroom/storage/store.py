@@ -348,6 +348,16 @@ class Tx:
     def stages(self, secret_id: int) -> dict[str, str]:
         return {r.stage: r.version_id for r in self.conn.execute(_STAGES, {"s": secret_id})}
 
+    def stages_of(self, secret_ids: list[int]) -> dict[int, dict[str, str]]:
+        """`stages` of many secrets in one query (a ListSecrets page)."""
+        out: dict[int, dict[str, str]] = {i: {} for i in secret_ids}
+        if secret_ids:
+            st = t.version_stages.c
+            q = select(st.secret_id, st.stage, st.version_id).where(st.secret_id.in_(secret_ids))
+            for r in self.conn.execute(q):
+                out[r.secret_id][r.stage] = r.version_id
+        return out
+
     def insert_version(self, version: VersionRecord) -> None:
         self.conn.execute(insert(t.secret_versions).values(**version.to_row()))
         self._secret_changed(version.secret_id)

@@ -217,8 +217,13 @@ def summary(secret: SecretRecord, stages: dict[str, list[str]], *, versions_key:
 
 
 def stages_by_version(tx: Tx, secret_id: int) -> dict[str, list[str]]:
+    return labels_by_version(tx.stages(secret_id))
+
+
+def labels_by_version(stages: dict[str, str]) -> dict[str, list[str]]:
+    """{label: version} turned into {version: [labels]}, labels sorted."""
     out: dict[str, list[str]] = {}
-    for label, vid in sorted(tx.stages(secret_id).items()):
+    for label, vid in sorted(stages.items()):
         out.setdefault(vid, []).append(label)
     return out
 

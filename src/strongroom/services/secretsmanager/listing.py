@@ -8,7 +8,7 @@ from strongroom.context import RequestContext
 from strongroom.errors import InvalidParameterException
 from strongroom.services.secretsmanager import filters, paging
 from strongroom.services.secretsmanager.access import authorize
-from strongroom.services.secretsmanager.core import Deps, stages_by_version, summary
+from strongroom.services.secretsmanager.core import Deps, labels_by_version, summary
 from strongroom.storage import SecretRecord
 
 DEFAULT_PAGE = 100
@@ -87,10 +87,10 @@ def list_secrets(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[s
         kind="list",
         include_deleted=req.get("IncludePlannedDeletion", False),
     )
-    entries = []
     with deps.store.read() as tx:
-        for secret in page:
-            entries.append(summary(secret, stages_by_version(tx, secret.id), versions_key="SecretVersionsToStages"))  # type: ignore[arg-type]
+        stages = tx.stages_of([s.id for s in page])  # type: ignore[misc]
+    entries = [summary(s, labels_by_version(stages[s.id]), versions_key="SecretVersionsToStages")  # type: ignore[index]
+               for s in page]
     out: dict[str, Any] = {"SecretList": entries}
     if token:
         out["NextToken"] = token
