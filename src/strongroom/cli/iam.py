@@ -36,7 +36,7 @@ from strongroom.services.iam import IAM, Deps
 from strongroom.storage import Store, open_store
 from strongroom.storage.migrate import EMPTY, NEWER, schema_state
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
