@@ -22,12 +22,12 @@ import getpass
 import logging
 import os
 import socket
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from strongroom.audit.record import Call, Event, build
+from strongroom.ids import unique_id
 from strongroom.audit.signing import SigningKeyError, load_private
 from strongroom.audit.writer import AuditUnavailable, AuditWriter
 from strongroom.context import Principal
@@ -66,7 +66,7 @@ def local_event(*, service: str, operation: str, region: str, principal: Princip
                 user_agent: str = CLI_USER_AGENT, source_ip: str = LOCAL_SOURCE,
                 identity: dict[str, Any] | None = None, details: dict[str, Any] | None = None) -> Event:
     """A CloudTrail record of a local action, built (and redacted) exactly as an API call's is."""
-    event = build(Call(service=service, operation=operation, region=region, request_id=str(uuid.uuid4()),
+    event = build(Call(service=service, operation=operation, region=region, request_id=unique_id(),
                        time=dt.datetime.now(dt.timezone.utc), source_ip=source_ip, user_agent=user_agent,
                        principal=principal, model_name=model_name, params=params, result=result,
                        error_code=error_code, error_message=error_message))

@@ -9,13 +9,13 @@ through `redact`, error messages are scrubbed of every hidden value.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from strongroom.audit import catalog
 from strongroom.audit.redact import Redactor, operation_model, request_parameters, response_elements
 from strongroom.context import Principal
+from strongroom.ids import unique_id
 
 EVENT_VERSION = "1.11"
 
@@ -113,7 +113,7 @@ def build(call: Call) -> Event:
     p = call.principal
     account = p.account_id if p is not None else (found[0]["accountId"] if found else None)
     source = catalog.event_source(call.service)
-    event_id = str(uuid.uuid4())
+    event_id = unique_id()
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": user_identity(p, call.access_key_id),

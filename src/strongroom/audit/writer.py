@@ -198,7 +198,7 @@ class AuditWriter:
             self.on_commit(events[-1].seq)
 
     def _commit(self, items: list[_Item]) -> None:
-        with self.store.write() as tx:
+        with self.store.write(announce=False) as tx:
             seq, prev = q.lock_head(tx.conn)
             rows = []
             for item in items:
@@ -240,7 +240,7 @@ class AuditWriter:
         if seq <= (last.last_seq if last is not None else 0):
             self._digested_seq = seq
             return
-        with self.store.write() as tx:
+        with self.store.write(announce=False) as tx:
             seq, last_hash = q.lock_head(tx.conn)
             self._digest(tx.conn, seq, last_hash, only_if_due=False)
 

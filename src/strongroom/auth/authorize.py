@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from strongroom.auth import policy
+from strongroom.auth.memo import DECISIONS
 from strongroom.context import RequestContext
 
 # The account root may do anything in its account (used by local administrative commands).
@@ -21,9 +22,9 @@ def decide(ctx: RequestContext, action: str, resource: str, context: Mapping[str
                              action=action, resource=resource, context=context)
     rp = None if resource_policy is None else policy.Policy(policy.RESOURCE_POLICY_NAME, resource_policy)
     owner = resource_account or ctx.account_id
-    result = policy.evaluate(request, ctx.identity_policies, rp, owner)
+    result = DECISIONS.evaluate(request, ctx.identity_policies, rp, owner)
     if result.allowed and ctx.session_policies is not None:
-        session = policy.evaluate(request, ctx.session_policies, None, owner)
+        session = DECISIONS.evaluate(request, ctx.session_policies, None, owner)
         if not session.allowed:
             result = session
     return request, result

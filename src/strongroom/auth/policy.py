@@ -116,7 +116,15 @@ def evaluate(request: Request, identity_policies: Sequence[Policy] = (),
     `resource_account` is the account owning the resource; when omitted it is read from the
     resource ARN, falling back to the caller's account.
     """
-    context = normalize_context(request.context)
+    return evaluate_in(normalize_context(request.context), request, identity_policies, resource_policy,
+                       resource_account)
+
+
+def evaluate_in(context: ContextView, request: Request, identity_policies: Sequence[Policy] = (),
+                resource_policy: Policy | Mapping[str, Any] | None = None,
+                resource_account: str | None = None) -> EvaluationResult:
+    """`evaluate`, with the request's condition keys already normalized: every key the
+    evaluation needs is read with `context.get(casefolded key)`, and nothing else of it."""
     identities = caller_identities(request.principal_arn, request.principal_account,
                                    request.principal_service)
     owner = resource_account or _arn_account(request.resource) or request.principal_account

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +18,7 @@ from starlette.requests import Request
 
 from strongroom.context import RequestContext
 from strongroom.errors import AwsError
+from strongroom.ids import unique_id
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]{1,128})/\d{8}/([^/,\s]{1,32})/([^/,\s]{1,32})/")
 
@@ -45,7 +45,7 @@ class Exchange:
     @classmethod
     def begin(cls, request: Request) -> "Exchange":
         client = request.client
-        ex = cls(str(uuid.uuid4()), time.perf_counter(), client.host if client else "",
+        ex = cls(unique_id(), time.perf_counter(), client.host if client else "",
                  request.headers.get("user-agent", ""))
         auth = request.headers.get("authorization", "")
         scope = request.scope.get("query_string", b"")

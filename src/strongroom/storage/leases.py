@@ -52,7 +52,7 @@ class Lease:
         c = t.leases.c
         now = db_now(self.store)
         ours = c.holder == self.holder
-        with self.store.write() as tx:
+        with self.store.write(announce=False) as tx:
             done = tx.conn.execute(
                 update(t.leases)
                 .where(c.name == self.name, or_(ours, c.expires_date < now))
@@ -82,7 +82,7 @@ class Lease:
         if self.token is None:
             return
         c = t.leases.c
-        with self.store.write() as tx:
+        with self.store.write(announce=False) as tx:
             tx.conn.execute(update(t.leases).where(c.name == self.name, c.holder == self.holder)
                             .values(expires_date=0.0))
         log.info("lease released", extra={"lease": self.name, "holder": self.holder, "token": self.token})

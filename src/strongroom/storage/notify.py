@@ -163,6 +163,7 @@ class PollingFeed(ChangeFeed):
         self._poll_lock = threading.RLock()
         self._probe_lock = threading.Lock()
         self._probe: Any = None  # a DBAPI connection of its own, for the per-request check
+        self._mark: int | None = None  # the change stamp as of the last complete sync
 
     def start(self) -> None:
         with self.store.read() as tx:  # only what happens from now on is news
@@ -195,14 +196,20 @@ class PollingFeed(ChangeFeed):
         newest committed event is delivered, so is everything before it. Reading the newest
         sequence number is one autocommit lookup at the end of the table's primary key,
         microseconds; only when it moved does the request poll (a few more)."""
+        stamp = self.store.stamp
+        mark = stamp.read() if stamp is not None else None
+        if mark is not None and mark == self._mark:
+            return True  # no announced write committed since the last look
         try:
             newest = self._newest()
-            if newest <= self._last:
-                return True
-            with self._poll_lock:
-                while self._last < newest and self.poll_once() == 1000:
-                    pass
-            return self._last >= newest
+            if newest > self._last:
+                with self._poll_lock:
+                    while self._last < newest and self.poll_once() == 1000:
+                        pass
+            if self._last < newest:
+                return False
+            self._mark = mark
+            return True
         except Exception as exc:  # noqa: BLE001 - the caller reads the database instead
             log.warning("change sync failed: %s", type(exc).__name__)
             return False
@@ -222,7 +229,7 @@ class PollingFeed(ChangeFeed):
         return int(row[0] or 0)
 
     def _prune(self) -> None:
-        with self.store.write() as tx:
+        with self.store.write(announce=False) as tx:
             tx.conn.execute(delete(t.change_events).where(t.change_events.c.created_date < time.time() - KEEP_EVENTS))
 
     def _run(self) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.sql import Select
 
 from strongroom.storage import notify
 from strongroom.storage import tables as t
+from strongroom.storage.stamp import ChangeStamp, stamp_for
 from strongroom.storage.records import AccessKeyRecord, SecretRecord, UserRecord, VersionRecord
 
 if TYPE_CHECKING:
@@ -67,15 +68,26 @@ class Store:
         # The running server's change feed: committed events reach this process's caches
         # through it at once; other processes hear them from the database (storage/notify.py).
         self.feed: ChangeFeed | None = None
+        # SQLite: tells the other processes on this file that a write committed (storage/stamp.py).
+        self.stamp: ChangeStamp | None = None
+        if self.is_sqlite:
+            try:
+                self.stamp = stamp_for(engine.url.database)
+            except OSError:  # a directory we cannot create files in: SQLite cannot write here either
+                self.stamp = None
 
     @contextmanager
-    def write(self) -> Iterator["Tx"]:
+    def write(self, announce: bool = True) -> Iterator["Tx"]:
+        """A write transaction. `announce=False` for one that changes nothing any process
+        caches (the audit trail, leases): other processes are then not sent to look."""
         _guard()
         with self.engine.connect() as conn:
             conn = conn.execution_options(strongroom_write=True)
             tx = Tx(conn, self.is_sqlite, write=True)
             with conn.begin():
                 yield tx
+            if announce and self.stamp is not None:
+                self.stamp.bump()
             # Committed: only now may caches forget, or they could reload the old row.
             for topic, key in tx.events:
                 if self.feed is not None:
@@ -104,6 +116,9 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.stamp is not None:
+            self.stamp.close()
+            self.stamp = None
 
 
 def open_store(url: str, *, pool_size: int = 8) -> Store:

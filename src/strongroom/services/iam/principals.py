@@ -104,6 +104,10 @@ class PolicyCache:
         metrics.cache_miss("policies")
         identity, session = load_policies(self.store, principal)
         value = (to_engine(identity), None if session is None else to_engine(session))
+        if hit is not None and hit[1:] == value:
+            # Unchanged: keep handing out the same objects, which the decision memo
+            # (auth/memo.py) recognizes by identity, so its decisions outlive the TTL.
+            value = (hit[1], hit[2])
         with self._lock:
             if generation != self._generation:
                 return value

@@ -18,11 +18,11 @@ without a caller) are the service's own and are not evaluated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from strongroom.auth import policy
+from strongroom.auth.memo import DECISIONS, parsed_policy
 from strongroom.context import RequestContext
 from strongroom.errors import AccessDeniedException, AwsError
 from strongroom.storage.kms_store import KmsKeyRecord
@@ -80,12 +80,11 @@ def authorize_key(caller: "Caller", key: KmsKeyRecord, action: str, *,
                              context=condition_keys(ctx, caller, key, action,
                                                     encryption_context=encryption_context,
                                                     request_alias=request_alias))
-    try:
-        document: Any = json.loads(key.policy)
-    except ValueError:
+    document = parsed_policy(key.policy)
+    if document is None:
         document = {}  # stored policies were validated; an unreadable one grants nothing
-    result = policy.evaluate(request, ctx.identity_policies, policy.Policy(KEY_POLICY_NAME, document),
-                             key.account_id)
+    result = DECISIONS.evaluate(request, ctx.identity_policies, policy.Policy(KEY_POLICY_NAME, document),
+                                key.account_id)
     applying = [t for t in result.statements if t.applies]
     denies = [t for t in applying if t.effect == "Deny"]
     if denies:
@@ -101,7 +100,7 @@ def authorize_key(caller: "Caller", key: KmsKeyRecord, action: str, *,
     if (cross or not key_direct) and not identity:
         raise _denied(request, f"because no identity-based policy allows the kms:{action} action")
     if ctx.session_policies is not None and (cross or not key_direct):
-        session = policy.evaluate(request, ctx.session_policies, None, ctx.account_id)
+        session = DECISIONS.evaluate(request, ctx.session_policies, None, ctx.account_id)
         if not session.allowed:
             raise _denied(request, f"because no session policy allows the kms:{action} action")
 

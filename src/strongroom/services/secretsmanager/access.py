@@ -6,11 +6,11 @@ with the request context; the secret's resource policy and tags come from the se
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from strongroom.auth import policy
 from strongroom.auth.authorize import decide
+from strongroom.auth.memo import parsed_policy
 from strongroom.context import RequestContext
 from strongroom.errors import AccessDeniedException
 from strongroom.storage import SecretRecord
@@ -63,10 +63,7 @@ def authorize(ctx: RequestContext, action: str, resource: str, req: dict[str, An
     """Raise AccessDeniedException unless the caller may perform `action` on `resource`."""
     resource_policy = None
     if secret is not None and secret.resource_policy:
-        try:
-            resource_policy = json.loads(secret.resource_policy)
-        except ValueError:
-            resource_policy = None  # stored policies were validated; an unreadable one grants nothing
+        resource_policy = parsed_policy(secret.resource_policy)  # None if unreadable: grants nothing
     request, result = decide(ctx, action, resource, condition_context(ctx, req, secret, resource),
                              resource_policy, secret.account_id if secret is not None else None)
     if not result.allowed:

@@ -1,0 +1,31 @@
+"""Identifiers that must be unique but need not be secret: request ids and audit event ids.
+
+`uuid.uuid4()` reads the kernel's random source on every call, and that system call lets go
+of the interpreter lock: on a busy server the thread then waits to get it back, once per
+id, several ids per request. These come from a generator seeded once from the kernel
+(again in every forked worker, so two processes never share a sequence).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+_rng = random.Random(os.urandom(32))
+
+
+def _reseed() -> None:
+    _rng.seed(os.urandom(32))
+
+
+os.register_at_fork(after_in_child=_reseed)
+
+_VERSION_4 = 0x4 << 76  # the version nibble of a random UUID
+_VARIANT = 0x2 << 62  # the RFC 4122 variant bits
+_KEEP = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+
+
+def unique_id() -> str:
+    """A random (version 4) UUID in its 36-character text form."""
+    h = "%032x" % ((_rng.getrandbits(128) & _KEEP) | _VERSION_4 | _VARIANT)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

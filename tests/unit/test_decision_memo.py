@@ -1,0 +1,96 @@
+"""The decision memo (auth/memo.py) answers exactly as the policy engine would."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as s
+
+from strongroom.auth.memo import DecisionMemo, parsed_policy
+from strongroom.auth.policy import Policy, Request, evaluate
+from tests.unit.test_policy_properties import policy_sets, requests, resource_policies
+
+ACCT = "111111111111"
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCT}:secret:prod/db-AbCdEf"
+ALICE = f"arn:aws:iam::{ACCT}:user/alice"
+
+
+def _request(context: dict[str, Any], principal: str = ALICE, resource: str = SECRET) -> Request:
+    return Request(principal, ACCT, "secretsmanager:GetSecretValue", resource, context)
+
+
+@settings(max_examples=150, deadline=None)
+@given(policy_sets, resource_policies, s.lists(requests(), min_size=1, max_size=12))
+def test_the_memo_decides_every_request_as_the_engine_does(docs: list[dict[str, Any]], rp: dict[str, Any] | None,
+                                                           asked: list[Request]) -> None:
+    memo = DecisionMemo(max_entries=8, variants=2)  # small, so eviction paths run too
+    identity = tuple(Policy(f"p{i}", d) for i, d in enumerate(docs))
+    resource = None if rp is None else Policy("ResourcePolicy", rp)
+    for request in asked + asked:  # each request twice: the second time may come from the memo
+        direct = evaluate(request, identity, resource, ACCT)
+        remembered = memo.evaluate(request, identity, resource, ACCT)
+        assert remembered.decision == direct.decision, request
+        assert [t.applies for t in remembered.statements] == [t.applies for t in direct.statements]
+
+
+def test_a_time_condition_is_decided_at_each_instant() -> None:
+    memo = DecisionMemo()
+    cutoff = "2026-06-01T00:00:00Z"
+    identity = (Policy("until-june", {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*",
+        "Condition": {"DateLessThan": {"aws:CurrentTime": cutoff}}}]}),)
+    before = dt.datetime(2026, 5, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    after = before + dt.timedelta(seconds=2)
+    assert memo.evaluate(_request({"aws:CurrentTime": before}), identity).allowed
+    assert not memo.evaluate(_request({"aws:CurrentTime": after}), identity).allowed
+    assert memo.evaluate(_request({"aws:CurrentTime": before}), identity).allowed
+
+
+def test_policy_variables_are_resolved_per_caller() -> None:
+    memo = DecisionMemo()
+    own = (Policy("own-secrets", {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+        "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCT}:secret:${{aws:username}}/*"}]}),)
+    resource = f"arn:aws:secretsmanager:us-east-1:{ACCT}:secret:alice/db-AbCdEf"
+    assert memo.evaluate(_request({"aws:username": "alice"}, resource=resource), own).allowed
+    # Same principal ARN, action and resource; only the variable's value differs.
+    assert not memo.evaluate(_request({"aws:username": "bob"}, resource=resource), own).allowed
+
+
+def test_keys_no_statement_reads_do_not_split_the_memo() -> None:
+    memo = DecisionMemo(variants=1)
+    identity = (Policy("all", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}),)
+    first = memo.evaluate(_request({"aws:CurrentTime": dt.datetime.now(dt.timezone.utc)}), identity)
+    later = memo.evaluate(_request({"aws:CurrentTime": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)}),
+                          identity)
+    assert later is first  # the policy reads no key: the decision holds at any time
+
+
+def test_other_policy_objects_are_other_questions() -> None:
+    memo = DecisionMemo()
+    allow = (Policy("p", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*",
+                                                                    "Resource": "*"}]}),)
+    deny = (Policy("p", {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*",
+                                                                   "Resource": "*"}]}),)
+    assert memo.evaluate(_request({}), allow).allowed
+    assert not memo.evaluate(_request({}), deny).allowed
+
+
+def test_the_memo_stays_within_its_bound() -> None:
+    memo = DecisionMemo(max_entries=10, variants=2)
+    identity = (Policy("all", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceIp": "10.0.0.1"}}}]}),)
+    for i in range(100):
+        memo.evaluate(_request({"aws:SourceIp": f"10.0.0.{i % 7}"}, resource=f"{SECRET}{i}"), identity)
+        assert len(memo._entries) <= 10
+        assert all(len(v) <= 2 for v in memo._entries.values())
+
+
+def test_stored_policies_parse_once_per_text() -> None:
+    text = '{"Version": "2012-10-17", "Statement": []}'
+    assert parsed_policy(text) is parsed_policy(text)
+    assert parsed_policy("{not json") is None
