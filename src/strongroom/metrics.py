@@ -53,6 +53,19 @@ def cache_miss(cache: str) -> None:
     _cache_child(cache, "miss").inc()
 
 
+_REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def request_answered(service: str, operation: str, outcome: str, seconds: float) -> None:
+    """Count one answered call and its latency (label values from bounded sets, see above)."""
+    children = _REQUEST_CHILDREN.get((service, operation, outcome))
+    if children is None:
+        children = _REQUEST_CHILDREN[(service, operation, outcome)] = (
+            REQUESTS.labels(service, operation, outcome), LATENCY.labels(service, operation))
+    children[0].inc()
+    children[1].observe(seconds)
+
+
 # -- audit -------------------------------------------------------------------------------------
 AUDIT_QUEUE = Gauge("strongroom_audit_queue_depth", "Audit events waiting for the writer to commit them.")
 AUDIT_EVENTS = Counter("strongroom_audit_events_total", "Audit events committed by this process.")

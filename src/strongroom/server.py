@@ -23,7 +23,7 @@ from strongroom.crypto.keyring import RootKeyring
 from strongroom.crypto.rootchain import SEALED_MESSAGE, SealedError
 from strongroom.crypto.rootkey import RootKey
 from strongroom.http import admin
-from strongroom.http.app import Gateway, build_app
+from strongroom.http.app import Gateway, JsonFirst, build_app
 from strongroom.monitoring import Monitoring, attach as attach_monitoring
 from strongroom.http.rest import lambda_routes
 from strongroom.rotation.dispatch import FunctionInvoker, endpoint_from
@@ -189,7 +189,7 @@ async def _rotation_loop(engine: RotationEngine) -> None:
     await RotationScheduler(engine, interval=interval, concurrency=concurrency).run()
 
 
-def create_app(rt: Runtime, admin_token: str | None = None) -> Starlette:
+def create_app(rt: Runtime, admin_token: str | None = None) -> JsonFirst:
     """The ASGI app; with `admin_token`, also the local admin endpoint (unseal, rekey)."""
     app = build_app(rt.gateway)
     if rt.functions is not None:
@@ -233,7 +233,7 @@ def create_app(rt: Runtime, admin_token: str | None = None) -> Starlette:
     return app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> JsonFirst:
     """Factory for uvicorn workers: settings come from the environment `serve` sets."""
     configure_logging()
     settings = load_settings(os.environ.get("STRONGROOM_DATA_DIR"), os.environ.get("STRONGROOM_DATABASE_URL"))

@@ -90,7 +90,7 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(gateway: Gateway) -> Starlette:
+def build_app(gateway: Gateway) -> "JsonFirst":
     async def handle(request: Request) -> Response:
         ex = Exchange.begin(request)
         response = await answer(request, ex)
@@ -169,13 +169,44 @@ def build_app(gateway: Gateway) -> Starlette:
         return JSONResponse({"status": "ready" if ok else "unavailable", "reason": reason},
                             status_code=200 if ok else 503)
 
-    return Starlette(
+    return JsonFirst(Starlette(
         routes=[
             Route("/", handle, methods=["POST", "GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
         ]
-    )
+    ), handle)
+
+
+class JsonFirst:
+    """The ASGI entry: AWS JSON calls (POST / with X-Amz-Target) go straight to the handler,
+    everything else (the query protocol, Lambda's REST routes, probes, lifespan) to Starlette.
+
+    The handler answers every failure itself; Starlette's router and error middleware
+    would only add a tenth to the cost of the most frequent request, GetSecretValue.
+    """
+
+    def __init__(self, app: Starlette, handle: Any):
+        self.app, self.handle = app, handle
+        self.router = app.router  # routes and lifespan are added on the Starlette app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
+            for name, _ in scope["headers"]:
+                if name == b"x-amz-target":
+                    await self._json(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _json(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["app"] = self.app
+        try:
+            response = await self.handle(Request(scope, receive))
+        except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+            log.error("unexpected fault outside a request's handling: %s", type(exc).__name__)
+            err = InternalServiceError("An internal error occurred.")
+            response = _error_response(err, "")
+        await response(scope, receive, send)
 
 
 def _not_json(constant: str) -> Any:

@@ -70,8 +70,7 @@ class Observer:
             response = self._internal_error(ex)
             outcome = "InternalServiceError"
         svc, op = self._labels(ex)
-        metrics.REQUESTS.labels(svc, op, outcome).inc()
-        metrics.LATENCY.labels(svc, op).observe(time.perf_counter() - ex.started)
+        metrics.request_answered(svc, op, outcome, time.perf_counter() - ex.started)
         if outcome in _THROTTLED:
             metrics.THROTTLED.labels(svc, op).inc()
         return response

@@ -17,6 +17,7 @@ concurrent insert of the same key ends.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -271,12 +272,14 @@ class Tx:
 
     def secrets_in_order(self, account_id: str, region: str, *, sort_by: str, descending: bool,
                          after: tuple[Any, int] | None = None, include_deleted: bool = False,
-                         name_prefixes: list[str] | None = None, batch: int = 200) -> Iterator[SecretRecord]:
+                         name_prefixes: list[str] | None = None, tag_key_prefixes: list[str] | None = None,
+                         tag_value_prefixes: list[str] | None = None, batch: int = 200) -> Iterator[SecretRecord]:
         """An account's secrets in ListSecrets order (`sort_by` column, then id), from `after` on.
 
         Read in keyset batches, so a page costs what it returns (plus what the caller's
-        filters skip), not the size of the account. `name_prefixes` narrows in SQL to names
-        starting with any of them (case-sensitive, as the name filter is).
+        filters skip), not the size of the account. The prefixes narrow in SQL to names, tag
+        keys or tag values starting with any of them; they may let through more than they
+        should (the caller's filters decide), never less.
         """
         s = t.secrets.c
         key = {"created-date": s.created_date, "last-changed-date": s.last_changed_date,
@@ -285,7 +288,17 @@ class Tx:
         if not include_deleted:
             q = q.where(s.deleted_date.is_(None))
         if name_prefixes:
-            q = q.where(or_(*[func.substr(s.name, 1, len(p)) == p for p in name_prefixes]))
+            if self.is_sqlite and self._few_named(account_id, region, name_prefixes):
+                # Few names match: read them through the name index and sort them, instead of
+                # walking the whole account in order to find them.
+                q = q.where(or_(*[_name_range(s.name, p) for p in name_prefixes])) \
+                     .with_hint(t.secrets, "INDEXED BY ix_secrets_account_region", "sqlite")
+            else:
+                q = q.where(or_(*[func.substr(s.name, 1, len(p)) == p for p in name_prefixes]))
+        for member, prefixes in (("Key", tag_key_prefixes), ("Value", tag_value_prefixes)):
+            if prefixes:  # tags are stored as JSON (records.py): match the member's text as written
+                q = q.where(or_(*[s.tags.contains(f'"{member}": {json.dumps(p)[:-1]}', autoescape=True)
+                                  for p in prefixes]))
         q = q.order_by(key.desc(), s.id.desc()) if descending else q.order_by(key.asc(), s.id.asc())
         while True:
             page = q
@@ -300,6 +313,14 @@ class Tx:
                 return
             last = rows[-1]
             after = (_sort_value(last, sort_by), int(last.id))  # type: ignore[arg-type]
+
+    def _few_named(self, account_id: str, region: str, prefixes: list[str], few: int = 2000) -> bool:
+        """Whether at most `few` secrets have a name starting with one of `prefixes` (counted
+        in the name index, stopping past `few`)."""
+        s = t.secrets.c
+        inner = select(s.id).where(s.account_id == account_id, s.region == region,
+                                   or_(*[_name_range(s.name, p) for p in prefixes])).limit(few + 1)
+        return int(self.conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one()) <= few
 
     def list_secrets(self, account_id: str, region: str) -> list[SecretRecord]:
         q = select(t.secrets).where(t.secrets.c.account_id == account_id, t.secrets.c.region == region)
@@ -445,6 +466,15 @@ _VERSION = select(t.secret_versions).where(t.secret_versions.c.secret_id == bind
 
 def _asdict(record: Any) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
+
+
+def _name_range(column: Any, prefix: str) -> Any:
+    """Names starting with `prefix`, as an index range (SQLite compares text by code point)."""
+    lower = column >= prefix
+    last = ord(prefix[-1]) if prefix else 0x10FFFF
+    if last >= 0x10FFFF:
+        return lower
+    return and_(lower, column < prefix[:-1] + chr(last + 1))
 
 
 def _sort_value(secret: SecretRecord, sort_by: str) -> Any:

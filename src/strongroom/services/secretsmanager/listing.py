@@ -52,7 +52,10 @@ def page_of_secrets(
         # reading stops one match past the page, so a page costs what it holds, not the account.
         for secret in tx.secrets_in_order(ctx.account_id, ctx.region, sort_by=sort_by, descending=order == "desc",
                                           after=after, include_deleted=include_deleted,
-                                          name_prefixes=_name_prefixes(flt), batch=min(max(limit + 1, 100), 1000)):
+                                          name_prefixes=_prefixes(flt, "name"),
+                                          tag_key_prefixes=_prefixes(flt, "tag-key"),
+                                          tag_value_prefixes=_prefixes(flt, "tag-value"),
+                                          batch=min(max(limit + 1, 100), 1000)):
             if not filters.matches(flt, secret):
                 continue
             if len(page) == limit:
@@ -66,10 +69,11 @@ def page_of_secrets(
     return page, token
 
 
-def _name_prefixes(flt: list[dict[str, Any]]) -> list[str] | None:
-    """Prefixes the database can narrow by: a name filter with only positive values."""
+def _prefixes(flt: list[dict[str, Any]], key: str) -> list[str] | None:
+    """Prefixes the database can narrow by: a filter on `key` with only positive values
+    (those filters match by prefix, case-sensitive: filters.py)."""
     for f in flt:
-        if f["Key"] == "name" and not any(v.startswith("!") for v in f["Values"]):
+        if f["Key"] == key and not any(v.startswith("!") for v in f["Values"]):
             return list(f["Values"])
     return None
 
