@@ -216,16 +216,21 @@ def _not_json(constant: str) -> Any:
 
 def _pipeline(gateway: Gateway, request: Request, wire: WireRequest, service: Any, ex: Exchange,
               op_name: str) -> dict[str, Any]:
-    """Authenticate, decode, validate and run the operation: in one worker thread, or inline."""
-    ctx = ex.ctx = _authenticate(gateway, request, wire, service, ex.request_id)
-    ex.principal_arn = ctx.principal.arn
-    if service.operation(op_name) is None:
-        raise UnknownOperationException("")
-    try:
-        raw = json.loads(wire.body or b"{}", parse_constant=_not_json)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
-        raise SerializationException("The request body is not valid JSON.") from None
-    params = ex.params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
+    """Authenticate, decode, validate and run the operation: in one worker thread, or inline.
+
+    A request tried inline that must go to a thread after all keeps what it established
+    (the caller, the parameters): the thread picks up from the operation."""
+    if ex.ctx is None or ex.params is None:
+        ctx = ex.ctx = _authenticate(gateway, request, wire, service, ex.request_id)
+        ex.principal_arn = ctx.principal.arn
+        if service.operation(op_name) is None:
+            raise UnknownOperationException("")
+        try:
+            raw = json.loads(wire.body or b"{}", parse_constant=_not_json)
+        except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
+            raise SerializationException("The request body is not valid JSON.") from None
+        ex.params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
+    ctx, params = ex.ctx, ex.params
     # The observer's check that a write may proceed (the audit trail is writable) comes first.
     if gateway.observer is not None:
         gateway.observer.before_call(ex)

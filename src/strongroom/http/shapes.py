@@ -192,11 +192,17 @@ def parse_input(op: OperationModel, body: Any, *, anchored: bool = True) -> dict
     return out  # type: ignore[no-any-return]
 
 
+_AS_IS = frozenset({str, int, float, bool})
+
+
 def to_wire(value: Any) -> Any:
     """Response values as AWS JSON carries them."""
-    if isinstance(value, dict):
+    kind = type(value)  # exact types first: a page of ListSecrets walks thousands of values
+    if kind in _AS_IS:
+        return value
+    if kind is dict or isinstance(value, dict):
         return {k: to_wire(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
+    if kind is list or isinstance(value, list):
         return [to_wire(v) for v in value]
     if isinstance(value, dt.datetime):
         return round(value.timestamp(), 3)

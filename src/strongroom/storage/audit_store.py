@@ -45,10 +45,15 @@ def lock_head(conn: Connection) -> tuple[int, str]:
     SQLite's write transactions are already exclusive)."""
     cur = _cursor(conn)
     try:
-        cur.execute(_LOCK_HEAD[conn.dialect.name])
-        row = cur.fetchone()
+        return lock_head_on(cur, conn.dialect.name)
     finally:
         cur.close()
+
+
+def lock_head_on(cur: Any, dialect: str) -> tuple[int, str]:
+    """`lock_head` on a DBAPI cursor in an open transaction."""
+    cur.execute(_LOCK_HEAD[dialect])
+    row = cur.fetchone()
     if row is None:
         raise RuntimeError("audit chain head row is missing (schema not migrated?)")
     return int(row[0]), str(row[1])
@@ -62,13 +67,17 @@ def head(conn: Connection) -> tuple[int, str]:
 
 def append(conn: Connection, rows: list[dict[str, Any]], last_seq: int, last_hash: str) -> None:
     """Rows carry every column of audit_events."""
-    style = conn.dialect.name
     cur = _cursor(conn)
     try:
-        cur.executemany(_INSERT_EVENTS[style], rows)
-        cur.execute(_MOVE_HEAD[style], {"new_seq": last_seq, "new_hash": last_hash})
+        append_on(cur, conn.dialect.name, rows, last_seq, last_hash)
     finally:
         cur.close()
+
+
+def append_on(cur: Any, dialect: str, rows: list[dict[str, Any]], last_seq: int, last_hash: str) -> None:
+    """`append` on a DBAPI cursor in an open transaction."""
+    cur.executemany(_INSERT_EVENTS[dialect], rows)
+    cur.execute(_MOVE_HEAD[dialect], {"new_seq": last_seq, "new_hash": last_hash})
 
 
 def probe(conn: Connection) -> None:
