@@ -94,3 +94,26 @@ def test_stored_policies_parse_once_per_text() -> None:
     text = '{"Version": "2012-10-17", "Statement": []}'
     assert parsed_policy(text) is parsed_policy(text)
     assert parsed_policy("{not json") is None
+
+
+def test_condition_keys_are_built_only_when_a_decision_needs_them() -> None:
+    memo = DecisionMemo()
+    plain = (Policy("all", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}),)
+    guarded = (Policy("tls", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}),)
+    built: list[bool] = []
+
+    def keys(secure: bool) -> Any:
+        def build() -> dict[str, Any]:
+            built.append(secure)
+            return {"aws:SecureTransport": secure}
+        return build
+
+    assert memo.evaluate(_request({}), plain, context=keys(True)).allowed
+    assert memo.evaluate(_request({}), plain, context=keys(False)).allowed
+    assert built == [True]  # the second time, the decision that read nothing stands unbuilt
+    assert memo.evaluate(_request({}), guarded, context=keys(True)).allowed
+    assert not memo.evaluate(_request({}), guarded, context=keys(False)).allowed
+    assert memo.evaluate(_request({}), guarded, context=keys(True)).allowed
+    assert built == [True, True, False, True]

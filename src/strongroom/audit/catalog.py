@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import Any
 
 EVENT_SOURCES = {
@@ -71,6 +72,7 @@ _RESULT_PATHS = (("ARN",), ("KeyId",), ("KeyMetadata", "Arn"), ("Role", "Arn"), 
                  ("Policy", "Arn"), ("AssumedRoleUser", "Arn"))
 
 
+@lru_cache(maxsize=4096)  # the same ARNs come back request after request
 def resource_type(arn: str) -> str | None:
     parts = arn.split(":", 5)
     if len(parts) < 6:
@@ -81,6 +83,7 @@ def resource_type(arn: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def secret_name(arn: str) -> str | None:
     """The secret's name: the ARN's last part without the 6-character random suffix."""
     parts = arn.split(":", 6)

@@ -31,6 +31,7 @@ DENY = frozenset(n.lower() for n in (
 ))
 
 
+@lru_cache(maxsize=4096)  # member names repeat: the same few hundred across every request
 def _denied(name: str) -> bool:
     return name.replace("_", "").replace("-", "").lower() in DENY
 

@@ -12,7 +12,7 @@ decision for another instant.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -44,18 +44,28 @@ class DecisionMemo:
         self._entries: dict[tuple[Any, ...], list[tuple[tuple[tuple[str, Any], ...], EvaluationResult, Any]]] = {}
 
     def evaluate(self, request: Request, identity_policies: Sequence[Policy] = (),
-                 resource_policy: Policy | None = None, resource_account: str | None = None) -> EvaluationResult:
+                 resource_policy: Policy | None = None, resource_account: str | None = None,
+                 context: Callable[[], Mapping[str, Any]] | None = None) -> EvaluationResult:
+        """`context`, when given, builds the condition keys in place of `request.context`, and
+        only if needed: a decision that read no key holds whatever they are."""
         # Objects are named by id(): each entry holds them alive, so no other object takes the id.
         rp = None if resource_policy is None else (resource_policy.name, id(resource_policy.document))
         question = (id(identity_policies), rp, request.principal_arn, request.principal_account,
                     request.principal_service, request.action, request.resource, resource_account)
-        context = normalize_context(request.context)
         answers = self._entries.get(question)
+        normalized = None
         if answers:
             for reads, result, _ in answers:
-                if all(context.get(k) == v for k, v in reads):
+                if not reads:
                     return result
-        view = _Reads(context)
+            normalized = normalize_context(context() if context is not None else request.context)
+            for reads, result, _ in answers:
+                if all(normalized.get(k) == v for k, v in reads):
+                    return result
+        if normalized is None:
+            normalized = normalize_context(context() if context is not None else request.context)
+        context = None
+        view = _Reads(normalized)
         result = evaluate_in(view, request, identity_policies, resource_policy, resource_account)
         held = (identity_policies, None if resource_policy is None else resource_policy.document)
         answer = (tuple(view.seen.items()), result, held)

@@ -76,15 +76,17 @@ def authorize_key(caller: "Caller", key: KmsKeyRecord, action: str, *,
     if ctx is None:
         return
     request = policy.Request(principal_arn=ctx.principal.arn, principal_account=ctx.account_id,
-                             action=f"kms:{action}", resource=key.arn,
-                             context=condition_keys(ctx, caller, key, action,
-                                                    encryption_context=encryption_context,
-                                                    request_alias=request_alias))
+                             action=f"kms:{action}", resource=key.arn)
+
+    def keys() -> dict[str, Any]:
+        return condition_keys(ctx, caller, key, action, encryption_context=encryption_context,
+                              request_alias=request_alias)
+
     document = parsed_policy(key.policy)
     if document is None:
         document = {}  # stored policies were validated; an unreadable one grants nothing
     result = DECISIONS.evaluate(request, ctx.identity_policies, policy.Policy(KEY_POLICY_NAME, document),
-                                key.account_id)
+                                key.account_id, keys)
     applying = [t for t in result.statements if t.applies]
     denies = [t for t in applying if t.effect == "Deny"]
     if denies:
@@ -100,7 +102,7 @@ def authorize_key(caller: "Caller", key: KmsKeyRecord, action: str, *,
     if (cross or not key_direct) and not identity:
         raise _denied(request, f"because no identity-based policy allows the kms:{action} action")
     if ctx.session_policies is not None and (cross or not key_direct):
-        session = DECISIONS.evaluate(request, ctx.session_policies, None, ctx.account_id)
+        session = DECISIONS.evaluate(request, ctx.session_policies, None, ctx.account_id, keys)
         if not session.allowed:
             raise _denied(request, f"because no session policy allows the kms:{action} action")
 

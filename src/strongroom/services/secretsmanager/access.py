@@ -64,7 +64,7 @@ def authorize(ctx: RequestContext, action: str, resource: str, req: dict[str, An
     resource_policy = None
     if secret is not None and secret.resource_policy:
         resource_policy = parsed_policy(secret.resource_policy)  # None if unreadable: grants nothing
-    request, result = decide(ctx, action, resource, condition_context(ctx, req, secret, resource),
+    request, result = decide(ctx, action, resource, lambda: condition_context(ctx, req, secret, resource),
                              resource_policy, secret.account_id if secret is not None else None)
     if not result.allowed:
         raise AccessDeniedException(policy.access_denied_message(request, result))
