@@ -44,7 +44,7 @@ class Settings:
     lease_seconds: float = 15.0  # background work moves to another node this long after its holder dies
     cache_ttl: float = 5.0  # credential and policy caches: the bound on staleness if a change event is lost
     # [cache] max_secrets: most secrets the read path keeps per process (0: no cache); see cache/secrets.py.
-    cache_max_secrets: int = 10_000
+    cache_max_secrets: int = 100_000
     # The whole [root_key] table (source and its settings), read by strongroom.rootkeys.sources.
     root_key: dict[str, Any] = field(default_factory=dict)
     # The [audit], [alerts] and [metrics] tables, read by strongroom.monitoring.
@@ -82,7 +82,8 @@ def load_settings(data_dir: str | os.PathLike[str] | None = None, database_url: 
         purge_interval=float(server.get("purge_interval_seconds", 60.0)),
         lease_seconds=float(server.get("lease_seconds", 15.0)),
         cache_ttl=float(server.get("cache_ttl_seconds", 5.0)),
-        cache_max_secrets=_non_negative_int(file_cfg.get("cache", {}).get("max_secrets", 10_000), "[cache] max_secrets"),
+        cache_max_secrets=_non_negative_int(file_cfg.get("cache", {}).get("max_secrets", Settings.cache_max_secrets),
+                                            "[cache] max_secrets"),
         root_key=dict(root_key),
         audit=dict(file_cfg.get("audit", {})),
         alerts=dict(file_cfg.get("alerts", {})),

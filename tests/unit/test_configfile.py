@@ -41,3 +41,16 @@ def test_write_creates_the_file_owner_only(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     write_root_key(path, {"source": "file"})
     assert tomllib.loads(path.read_text()) == {"root_key": {"source": "file"}}
+
+
+def test_the_read_cache_bound_comes_from_config(tmp_path):
+    import pytest
+
+    from strongroom.config import load_settings
+
+    assert load_settings(tmp_path).cache_max_secrets == 100_000  # the default
+    (tmp_path / "config.toml").write_text("[cache]\nmax_secrets = 250\n")
+    assert load_settings(tmp_path).cache_max_secrets == 250
+    (tmp_path / "config.toml").write_text("[cache]\nmax_secrets = -1\n")
+    with pytest.raises(ValueError, match="max_secrets"):
+        load_settings(tmp_path)
