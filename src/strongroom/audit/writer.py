@@ -219,16 +219,8 @@ class AuditWriter:
             self._driver = self.store.engine.raw_connection()  # the store's pragmas, autocommit
         cur = self._driver.cursor()
         try:
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                seq, prev = q.lock_head_on(cur, "sqlite")
-                seq, prev, rows = self._chain(items, seq, prev)
-                q.append_on(cur, "sqlite", rows, seq, prev)
-                cur.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    cur.execute("ROLLBACK")
-                raise
+            with self.store.writer_turn():  # in turn with the store's other writers
+                seq = self._append_batch(cur, items)
         except Exception:
             self._close_driver()  # the next batch starts on a fresh connection
             raise
@@ -237,6 +229,19 @@ class AuditWriter:
                 cur.close()
         if self._digested_seq is None or seq - self._digested_seq >= self.digest_every:
             self._safely(self._due_digest)
+
+    def _append_batch(self, cur: Any, items: list[_Item]) -> int:
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            seq, prev = q.lock_head_on(cur, "sqlite")
+            seq, prev, rows = self._chain(items, seq, prev)
+            q.append_on(cur, "sqlite", rows, seq, prev)
+            cur.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cur.execute("ROLLBACK")
+            raise
+        return seq
 
     def _close_driver(self) -> None:
         if self._driver is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,6 +53,7 @@ class WouldBlock(BaseException):
     """
 
 
+BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for the write lock before it gives up
 no_blocking: ContextVar[bool] = ContextVar("strongroom_no_blocking", default=False)
 
 
@@ -69,6 +71,11 @@ class Store:
         # The running server's change feed: committed events reach this process's caches
         # through it at once; other processes hear them from the database (storage/notify.py).
         self.feed: ChangeFeed | None = None
+        # SQLite takes one writer at a time; the others sleep in its busy handler, backing off
+        # up to 100 ms, in no order. Writers of this process queue on this lock instead, in
+        # turn and awake (re-entrant: a nested write fails in SQLite, not here). PostgreSQL
+        # locks rows, and writers run side by side.
+        self._write_lock = threading.RLock() if self.is_sqlite else None
         # SQLite: tells the other processes on this file that a write committed (storage/stamp.py).
         self.stamp: ChangeStamp | None = None
         if self.is_sqlite:
@@ -82,7 +89,7 @@ class Store:
         """A write transaction. `announce=False` for one that changes nothing any process
         caches (the audit trail, leases): other processes are then not sent to look."""
         _guard()
-        with self.engine.connect() as conn:
+        with self.writer_turn(), self.engine.connect() as conn:
             conn = conn.execution_options(strongroom_write=True)
             tx = Tx(conn, self.is_sqlite, write=True)
             with conn.begin():
@@ -93,6 +100,20 @@ class Store:
             for topic, key in tx.events:
                 if self.feed is not None:
                     self.feed.deliver(topic, key)
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        """This process's turn to write (SQLite), given up after as long as SQLite would wait."""
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise TimeoutError("timed out waiting for this process's other writers")
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
@@ -162,7 +183,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         cur.close()
 
     @event.listens_for(engine, "begin")
