@@ -29,6 +29,7 @@ from strongroom.http.rest import lambda_routes
 from strongroom.rotation.dispatch import FunctionInvoker, endpoint_from
 from strongroom.rotation.engine import RotationEngine
 from strongroom.rotation.functions import FunctionRegistry
+from strongroom.rotation.permission import check_invoke_permission
 from strongroom.rotation.scheduler import RotationScheduler, settings_from_env
 from strongroom.services.functions import Functions
 from strongroom.rootkeys.manager import RootKeys
@@ -107,7 +108,7 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     # Secrets are sealed under KMS keys; versions sealed before KMS existed still open via the root keyring.
     keyring = KmsKeyring(kms_deps, legacy=RootKeyring(root), max_data_keys=max(settings.cache_max_secrets, 1))
     cache = SecretCache(settings.cache_max_secrets) if settings.cache_max_secrets else None
-    deps = Deps(store=store, keyring=keyring, cache=cache, fresh=feed.sync)
+    deps = Deps(store=store, keyring=keyring, cache=cache, fresh=feed.sync, may_invoke=check_invoke_permission)
     sm = SecretsManager(deps)
     kms = Kms(kms_deps)
     resolver = CredentialResolver(store, root, ttl=settings.cache_ttl)

@@ -134,7 +134,7 @@ def test_alert_webhooks_are_signed_retried_and_filtered(outputs: dict[str, Any],
     sm.put_resource_policy(SecretId=arn, ResourcePolicy=json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "secretsmanager:DeleteResourcePolicy",
         "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalArn": "arn:aws:iam::000000000000:user/x"}}}]}))
-    lambda_arn = "arn:aws:lambda:us-east-1:123456789012:function:rotate"
+    lambda_arn = "arn:aws:lambda:us-east-1:123456789012:function:strongroom-builtin-postgresql-single-user"
     sm.rotate_secret(SecretId=arn, RotationLambdaARN=lambda_arn)  # leaves a pending version
     assert invoke(sm, "RotateSecret", SecretId=arn, RotationLambdaARN=lambda_arn)[2] == "InvalidRequestException"
     sm.delete_secret(SecretId=arn, RecoveryWindowInDays=7)

@@ -20,7 +20,7 @@ from tests.conftest import Server
 from tests.e2e.audit_support import NO_RETRY, audit_text, invoke, records, the_record
 from tests.e2e.support import call, credentials, send, signed_request
 
-ROTATION_LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotate"
+ROTATION_LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:strongroom-builtin-postgresql-single-user"  # managed rotation: RotateSecret needs no function permission
 READS = {"GetSecretValue", "BatchGetSecretValue", "DescribeSecret", "ListSecrets", "ListSecretVersionIds",
          "GetResourcePolicy", "ListResourcePolicies", "ValidateResourcePolicy", "GetRandomPassword"}
 NO_ARN_IN_RESPONSE = {"TagResource", "UntagResource", "ListResourcePolicies"}

@@ -260,7 +260,9 @@ def test_postgresql_backup_while_writing_restores_a_consistent_copy(tmp_path: Pa
             for i in range(1, 90):  # under the 100 versions kept per secret
                 if stop.is_set():
                     return
-                time.sleep(0.02)
+                # Paced so the writes outlast the start of the first backup (a CLI process) on
+                # a loaded machine: about 13 s in all, and stopped once the backups are taken.
+                time.sleep(0.15)
                 try:
                     sm.put_secret_value(SecretId="first", SecretString=str(i))
                     sm.put_secret_value(SecretId="second", SecretString=str(i))

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from tests.conftest import Backend, Server, start_server
 from tests.e2e.support import send, signed_request
 
-LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotator"
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:strongroom-builtin-postgresql-single-user"  # managed rotation: RotateSecret needs no function permission
 
 
 class Registry:

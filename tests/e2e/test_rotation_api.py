@@ -10,7 +10,9 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.support import call, code, snapshot
 
-LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotator"
+# A built-in rotator (managed rotation): RotateSecret checks that a function may be invoked,
+# and a managed one needs no permission. These tests are about the API, not the rotation.
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:strongroom-builtin-postgresql-single-user"
 
 
 @pytest.fixture
@@ -168,6 +170,25 @@ def test_rotation_needs_a_lambda(sm, secret):
         sm.rotate_secret(SecretId=name, RotationLambdaARN="arn:aws:s3:::bucket")
     assert code(exc) == "InvalidParameterException"
     assert snapshot(sm, name) == before
+
+
+@pytest.mark.parametrize("immediately", [True, False])
+def test_rotation_with_a_function_secrets_manager_cannot_invoke_is_refused(sm, secret, immediately):
+    name, _ = secret
+    before = snapshot(sm, name)
+    described = sm.describe_secret(SecretId=name)
+    missing = f"arn:aws:lambda:us-east-1:123456789012:function:absent-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ClientError) as exc:
+        sm.rotate_secret(SecretId=name, RotationLambdaARN=missing, RotateImmediately=immediately,
+                         RotationRules={"AutomaticallyAfterDays": 1})
+    assert code(exc) == "AccessDeniedException"
+    assert exc.value.response["Error"]["Message"] == (
+        "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy "
+        "grants access to the principal secretsmanager.amazonaws.com.")
+    assert snapshot(sm, name) == before  # no pending version, no rotation configured
+    after = sm.describe_secret(SecretId=name)
+    assert after.get("RotationLambdaARN") == described.get("RotationLambdaARN") is None
+    assert "RotationEnabled" not in after
 
 
 def test_rotate_missing_or_deleted_secret(sm, secret):

@@ -174,7 +174,8 @@ def test_refused_moves_change_nothing(sm, name, two, kwargs, error):
 
 def test_awscurrent_cannot_move_to_a_version_without_a_value(sm, name, two):
     _, v2 = two
-    pending = sm.rotate_secret(SecretId=name, RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:function:r",
+    managed = "arn:aws:lambda:us-east-1:123456789012:function:strongroom-builtin-postgresql-single-user"
+    pending = sm.rotate_secret(SecretId=name, RotationLambdaARN=managed,
                                RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
     before = snapshot(sm, name)
     with pytest.raises(ClientError) as exc:

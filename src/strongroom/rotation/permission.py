@@ -20,12 +20,12 @@ from sqlalchemy.engine import Connection
 
 from strongroom.auth import policy
 from strongroom.errors import AccessDeniedException
+from strongroom.rotation import builtin
 from strongroom.storage import tables as t
 
 SERVICE = "secretsmanager.amazonaws.com"
 MESSAGE = ("Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy "
            "grants access to the principal secretsmanager.amazonaws.com.")
-_BUILTIN_PREFIX = "strongroom-builtin-"
 
 
 def invoke_allowed(policy_text: str | None, function_arn: str, secret_arn: str) -> bool:
@@ -50,7 +50,8 @@ def _canonical(lambda_arn: str) -> str:
 
 
 def is_builtin(lambda_arn: str) -> bool:
-    return _canonical(lambda_arn).rsplit(":", 1)[-1].startswith(_BUILTIN_PREFIX)
+    """A built-in rotator's ARN (managed rotation: nothing to invoke, no policy to ask)."""
+    return builtin.parse(_canonical(lambda_arn).rsplit(":", 1)[-1]) is not None
 
 
 def check_invoke_permission(conn: Connection, lambda_arn: str, secret_arn: str) -> None:

@@ -50,6 +50,10 @@ class Deps:
     # request: ChangeFeed.sync, True once every change committed anywhere before it was delivered.
     cache: SecretCache | None = None
     fresh: Callable[[], bool] = field(default=lambda: False)
+    # RotateSecret's check that Secrets Manager may invoke the rotation function, run inside its
+    # transaction: (connection, function ARN, secret ARN), raising AccessDeniedException
+    # (rotation/permission.py, plugged in by the composition root).
+    may_invoke: Callable[[Any, str, str], None] | None = None
 
 
 def find(tx: Tx, ctx: RequestContext, secret_id: str, action: str, req: dict[str, Any]) -> SecretRecord:

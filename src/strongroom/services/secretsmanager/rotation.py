@@ -27,6 +27,8 @@ def rotate_secret(deps: Deps, ctx: RequestContext, req: dict[str, Any]) -> dict[
             raise InvalidRequestException("No Lambda rotation function ARN is associated with this secret.")
         if not lambda_arn.startswith("arn:aws:lambda:"):
             raise InvalidParameterException("RotationLambdaARN must be a Lambda function ARN.")
+        if deps.may_invoke is not None:  # as on AWS, refused here, not at the first step
+            deps.may_invoke(tx.conn, lambda_arn, secret.arn)
         now = deps.clock()
         secret.rotation_lambda_arn = lambda_arn
         if rules is not None:
