@@ -64,7 +64,6 @@ class DecisionMemo:
                     return result
         if normalized is None:
             normalized = normalize_context(context() if context is not None else request.context)
-        context = None
         view = _Reads(normalized)
         result = evaluate_in(view, request, identity_policies, resource_policy, resource_account)
         held = (identity_policies, None if resource_policy is None else resource_policy.document)

@@ -193,14 +193,16 @@ class PollingFeed(ChangeFeed):
 
     def sync(self) -> bool:
         """SQLite writers run one at a time, so sequence numbers are in commit order: once the
-        newest committed event is delivered, so is everything before it. Reading the newest
-        sequence number is one autocommit lookup at the end of the table's primary key,
-        microseconds; only when it moved does the request poll (a few more)."""
-        stamp = self.store.stamp
-        mark = stamp.read() if stamp is not None else None
-        if mark is not None and mark == self._mark:
-            return True  # no announced write committed since the last look
+        newest committed event is delivered, so is everything before it. While the change
+        stamp (storage/stamp.py) holds the word of the last complete sync, no strongroom write
+        committed since, and nothing is read. Otherwise the newest sequence number is one
+        autocommit lookup at the end of the table's primary key; only when it moved does the
+        request poll (a few more)."""
         try:
+            stamp = self.store.stamp
+            mark = stamp.read() if stamp is not None else None
+            if mark is not None and mark == self._mark:
+                return True  # no announced write committed since the last look
             newest = self._newest()
             if newest > self._last:
                 with self._poll_lock:
