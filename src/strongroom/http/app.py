@@ -230,13 +230,8 @@ def _pipeline(gateway: Gateway, request: Request, wire: WireRequest, service: An
         except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
             raise SerializationException("The request body is not valid JSON.") from None
         ex.params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
-    ctx, params = ex.ctx, ex.params
-    # The observer's check that a write may proceed (the audit trail is writable) comes first.
-    if gateway.observer is not None:
-        gateway.observer.before_call(ex)
-    result: dict[str, Any] = service.call(op_name, ctx, params)
-    ex.result = result
-    return result
+    ex.result = _invoke(gateway, service, ex, op_name, ex.ctx, ex.params)
+    return ex.result
 
 
 def _wire(request: Request, body: bytes) -> WireRequest:
@@ -252,7 +247,8 @@ def _wire(request: Request, body: bytes) -> WireRequest:
 
 def _invoke(gateway: Gateway, service: Any, ex: Exchange, op_name: str, ctx: RequestContext,
             params: dict[str, Any]) -> dict[str, Any]:
-    """Run the operation, after the observer's check that writes may proceed (the query protocol)."""
+    """Run the operation, after the observer's check that a write may proceed (the audit trail
+    is writable): both protocols' last step."""
     if gateway.observer is not None:
         gateway.observer.before_call(ex)
     result: dict[str, Any] = service.call(op_name, ctx, params)
