@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import uuid
@@ -134,7 +135,7 @@ def test_wrong_secret_is_signature_does_not_match(server: Server, iam) -> None: 
     name = unique("sig")
     iam.create_user(UserName=name)
     key = dict(iam.create_access_key(UserName=name)["AccessKey"])
-    key["SecretAccessKey"] = "x" * 40
+    key["SecretAccessKey"] = "Wrong" + secrets.token_hex(18)  # unique: the leak check looks for it
     with pytest.raises(ClientError) as exc:
         client_for(server, key).list_users()
     assert (code(exc), status(exc)) == ("SignatureDoesNotMatch", 403)

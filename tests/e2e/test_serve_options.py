@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import subprocess
 
 import boto3
@@ -77,3 +78,46 @@ def test_several_workers_share_one_database(tmp_path, monkeypatch, backend: Back
         assert (server.data_dir / "strongroom.db").exists() == (backend.name == "sqlite")
     finally:
         server.stop()
+
+
+def _from_proxy(sm):
+    """Every request as a reverse proxy would pass it on for a caller at 203.0.113.9."""
+    def add(request, **_):
+        request.headers["X-Forwarded-For"] = "203.0.113.9"
+    sm.meta.events.register("before-send.secrets-manager.*", add)
+    return sm
+
+
+_ONLY_FROM_TEST_NET = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*",'
+    '"Condition":{"NotIpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}]}')
+
+
+def test_forwarding_headers_are_trusted_only_from_named_proxies(tmp_path, monkeypatch):
+    for args, trusted in (((), False), (("--forwarded-allow-ips", "127.0.0.1"), True)):
+        run = tmp_path / ("trusted" if trusted else "default")
+        run.mkdir()
+        server = start_server(run, args=args)
+        try:
+            monkeypatch.setenv("AWS_CONFIG_FILE", server.env["AWS_CONFIG_FILE"])
+            monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", server.env["AWS_SHARED_CREDENTIALS_FILE"])
+            sm = _client(server, server.url)
+            sm.create_secret(Name="proxied", SecretString="behind-a-proxy")
+            sm.put_resource_policy(SecretId="proxied", ResourcePolicy=_ONLY_FROM_TEST_NET)
+            proxied = _from_proxy(_client(server, server.url))
+            if trusted:  # the proxy's word is the caller's address
+                assert proxied.get_secret_value(SecretId="proxied")["SecretString"] == "behind-a-proxy"
+            else:  # anyone on the host could claim any address: the header is ignored
+                try:
+                    proxied.get_secret_value(SecretId="proxied")
+                except sm.exceptions.ClientError as exc:
+                    assert exc.response["Error"]["Code"] == "AccessDeniedException"
+                else:
+                    raise AssertionError("a forwarding header was trusted without --forwarded-allow-ips")
+            trail = boto3.Session(profile_name="strongroom").client("cloudtrail", endpoint_url=server.url)
+            events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName",
+                                                            "AttributeValue": "GetSecretValue"}])["Events"]
+            assert json.loads(events[0]["CloudTrailEvent"])["sourceIPAddress"] == (
+                "203.0.113.9" if trusted else "127.0.0.1")
+        finally:
+            server.stop()

@@ -102,17 +102,20 @@ def _dig(value: Any, path: tuple[str, ...]) -> Any:
 
 
 def _arns(request: dict[str, Any] | None, result: dict[str, Any] | None, error: str | None) -> Iterator[str]:
-    for key in _REQUEST_ARNS:
-        value = (request or {}).get(key)
-        if isinstance(value, str) and value.startswith("arn:"):
-            yield value
-    for path in _RESULT_PATHS:
-        value = _dig(result, path)
-        if isinstance(value, str) and value.startswith("arn:"):
-            yield value
-    for item in (result or {}).get("SecretValues") or ():
-        if isinstance(item, dict) and isinstance(item.get("ARN"), str):
-            yield item["ARN"]
+    if request:
+        for key in _REQUEST_ARNS:
+            value = request.get(key)
+            if isinstance(value, str) and value.startswith("arn:"):
+                yield value
+    if result:
+        for path in _RESULT_PATHS:
+            if path[0] in result:
+                value = _dig(result, path)
+                if isinstance(value, str) and value.startswith("arn:"):
+                    yield value
+        for item in result.get("SecretValues") or ():
+            if isinstance(item, dict) and isinstance(item.get("ARN"), str):
+                yield item["ARN"]
     if error:
         found = _DENIED_ON.search(error)
         if found and found.group(1) != "*":

@@ -74,6 +74,12 @@ def iso(moment: dt.datetime) -> str:
     return text
 
 
+# The userIdentity of recent principals: principals are immutable and the credential cache
+# hands out the same object request after request. Records share these dicts, never change them.
+_identities: dict[int, tuple[Principal, dict[str, Any]]] = {}
+_MAX_IDENTITIES = 1024
+
+
 def user_identity(p: Principal | None, access_key_id: str | None) -> dict[str, Any]:
     if p is None:
         # Authentication failed or never started: CloudTrail's type for a caller it could not identify.
@@ -81,8 +87,19 @@ def user_identity(p: Principal | None, access_key_id: str | None) -> dict[str, A
         if access_key_id:
             out["accessKeyId"] = access_key_id
         return out
-    out = {"type": p.type, "principalId": p.principal_id, "arn": p.arn, "accountId": p.account_id,
-           "accessKeyId": p.access_key_id}
+    known = _identities.get(id(p))
+    if known is not None and known[0] is p:
+        return known[1]
+    out = _identity_of(p)
+    if len(_identities) >= _MAX_IDENTITIES:
+        _identities.clear()
+    _identities[id(p)] = (p, out)
+    return out
+
+
+def _identity_of(p: Principal) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": p.type, "principalId": p.principal_id, "arn": p.arn, "accountId": p.account_id,
+                           "accessKeyId": p.access_key_id}
     if p.type == "AssumedRole":
         role_id = p.principal_id.split(":", 1)[0]
         created = p.session_created

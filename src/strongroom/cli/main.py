@@ -118,8 +118,12 @@ def init(data_dir: str | None, database_url: str | None, region: str, profile: s
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key for HTTPS.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--forwarded-allow-ips", metavar="ADDRESSES",
+              help="Comma-separated addresses of reverse proxies (or '*') whose X-Forwarded-For and "
+                   "X-Forwarded-Proto name the caller's address and scheme (audit records, aws:SourceIp, "
+                   "aws:SecureTransport). Without it, no forwarding header is trusted.")
 def serve(data_dir: str | None, database_url: str | None, host: str, port: int, workers: int,
-          tls_cert: str | None, tls_key: str | None, log_level: str) -> None:
+          tls_cert: str | None, tls_key: str | None, log_level: str, forwarded_allow_ips: str | None) -> None:
     """Serve the AWS-compatible API over HTTP (or HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
@@ -146,7 +150,8 @@ def serve(data_dir: str | None, database_url: str | None, host: str, port: int, 
     if rt.keys is not None and rt.keys.sealed:
         console.print("strongroom is sealed: run `strongroom unseal` to start answering requests")
     common = dict(host=host, port=port, log_config=None, access_log=False, ssl_certfile=tls_cert,
-                  ssl_keyfile=tls_key, log_level=log_level, server_header=False)
+                  ssl_keyfile=tls_key, log_level=log_level, server_header=False,
+                  proxy_headers=bool(forwarded_allow_ips), forwarded_allow_ips=forwarded_allow_ips)
     console.print(f"strongroom serving on {'https' if tls_cert else 'http'}://{host}:{port} "
                   f"(data: {settings.data_dir})")
     try:

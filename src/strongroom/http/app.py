@@ -8,15 +8,15 @@ failure leaves as an AWS-shaped error; nothing leaks a traceback.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio.to_thread
+import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -68,98 +68,128 @@ class Gateway:
     inline_operations: frozenset[str] = frozenset({"GetSecretValue"})
 
 
-def _error_response(err: AwsError, request_id: str) -> Response:
-    return JSONResponse(
-        {"__type": err.code, "message": err.message},
-        status_code=err.status,
-        media_type=JSON_TYPE,
-        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": err.code},
-    )
+class Reply:
+    """A finished response as ASGI messages: what the JSON path answers with, without building
+    a Starlette Response for the most frequent request."""
+
+    __slots__ = ("status", "body", "headers")
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]):
+        self.status, self.body, self.headers = status, body, headers
+
+    @classmethod
+    def json(cls, status: int, body: bytes, request_id: str, error_code: str | None = None) -> "Reply":
+        headers = [(b"content-type", _JSON_TYPE), (b"content-length", str(len(body)).encode()),
+                   (b"x-amzn-requestid", request_id.encode())]
+        if error_code is not None:
+            headers.append((b"x-amzn-errortype", error_code.encode()))
+        return cls(status, body, headers)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+_JSON_TYPE = JSON_TYPE.encode()
+
+
+def _error_response(err: AwsError, request_id: str) -> Reply:
+    body = orjson.dumps({"__type": err.code, "message": err.message})
+    return Reply.json(err.status, body, request_id, err.code)
+
+
+def _too_large() -> AwsError:
+    return RequestEntityTooLargeException(f"Request body is larger than {MAX_BODY} bytes.")
+
+
+async def receive_body(receive: Any, declared: str | None) -> bytes:
+    """The request body from ASGI `receive`, refused past MAX_BODY (declared or counted)."""
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _too_large()
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: nobody is left to answer
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise RequestEntityTooLargeException(f"Request body is larger than {MAX_BODY} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise RequestEntityTooLargeException(f"Request body is larger than {MAX_BODY} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await receive_body(request.receive, request.headers.get("content-length"))
 
 
 def build_app(gateway: Gateway) -> "JsonFirst":
-    async def handle(request: Request) -> Response:
-        ex = Exchange.begin(request)
-        response = await answer(request, ex)
+    async def handle(request: Request) -> Any:
+        """POST or GET / without X-Amz-Target: the query protocol (IAM, STS), else a JSON error."""
+        ex = Exchange.begin(request.scope)
+        response: Any
+        if query.is_query_request(request):
+            response = await query.handle(gateway, request, ex, _read_body)
+            _debug_line(ex)
+        else:
+            try:
+                response = await answer(ex, request.receive)
+            except ClientDisconnect:
+                return Response(status_code=400)  # nobody reads it; nothing was called
         # The response leaves only once its audit record is durable (or fails in its place).
         return response if gateway.observer is None else await gateway.observer.finish(ex, response)
 
-    async def answer(request: Request, ex: Exchange) -> Response:
+    async def json_call(scope: dict[str, Any], receive: Any) -> Any:
+        ex = Exchange.begin(scope)
+        response = await answer(ex, receive)
+        return response if gateway.observer is None else await gateway.observer.finish(ex, response)
+
+    async def answer(ex: Exchange, receive: Any) -> Reply:
+        """An AWS JSON 1.1 call: every failure leaves as an AWS-shaped error."""
         request_id = ex.request_id
-        started = ex.started
-        op_name, principal_arn, outcome = "-", "-", "ok"
+        header = ex.header or {}
         try:
-            if "x-amz-target" not in request.headers and query.is_query_request(request):  # IAM, STS
-                response, op_name, principal_arn, outcome = await query.handle(gateway, request, request_id,
-                                                                               _read_body, ex)
-                return response
-            body = await _read_body(request)
-            target = request.headers.get("x-amz-target", "")
+            body = await receive_body(receive, header.get("content-length"))
             # The operation follows the last dot: CloudTrail's prefix is com.amazonaws.cloudtrail.v20131101.X
-            prefix, _, op_name = target.rpartition(".")
+            prefix, _, op_name = header.get("x-amz-target", "").rpartition(".")
             service = gateway.services.get(prefix)
             ex.op_name = op_name or "-"
             if service is None or not op_name:
-                op_name = op_name or "-"
                 raise UnknownOperationException("")
             ex.service = service.signing_name
-            wire = _wire(request, body)
+            wire = ex.wire(body)
             result = None
             if op_name in gateway.inline_operations:
                 # Usually answered from memory: try on the event loop, where anything that would
                 # touch the database raises WouldBlock instead, and then go to a thread after all.
                 blocking = no_blocking.set(True)
                 try:
-                    result = _pipeline(gateway, request, wire, service, ex, op_name)
+                    result = _pipeline(gateway, wire, service, ex, op_name)
                 except WouldBlock:
                     result = None
                 finally:
                     no_blocking.reset(blocking)
             if result is None:  # one thread hop for authentication, decoding and the operation
-                result = await anyio.to_thread.run_sync(_pipeline, gateway, request, wire, service, ex, op_name)
-            principal_arn = ex.principal_arn
-            return Response(
-                json.dumps(to_wire(result), separators=(",", ":")),
-                media_type=JSON_TYPE,
-                headers={"x-amzn-RequestId": request_id},
-            )
+                result = await anyio.to_thread.run_sync(_pipeline, gateway, wire, service, ex, op_name)
+            return Reply.json(200, orjson.dumps(to_wire(result)), request_id)
         except AwsError as err:
-            outcome = err.code
             ex.error = err
             return _error_response(err, request_id)
+        except ClientDisconnect:
+            raise
         except Exception as exc:  # noqa: BLE001 - the one place unexpected faults become InternalServiceError
-            outcome = "InternalServiceError"
             # Only the exception type and location: messages of driver errors may echo bound parameters.
             tb = exc.__traceback__
             while tb is not None and tb.tb_next is not None:
                 tb = tb.tb_next
             where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
             log.error("unexpected fault request_id=%s operation=%s error=%s at=%s",
-                      request_id, op_name, type(exc).__name__, where)
+                      request_id, ex.op_name, type(exc).__name__, where)
             ex.error = InternalServiceError(f"An internal error occurred. Request ID: {request_id}")
             return _error_response(ex.error, request_id)
         finally:
-            # The audit trail records every call; this line is for debugging, and costs a
-            # tenth of a read's time when written, so only at --log-level debug.
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "request",
-                    extra={"request_id": request_id, "operation": op_name, "principal": principal_arn,
-                           "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
-                )
+            _debug_line(ex)
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -175,19 +205,30 @@ def build_app(gateway: Gateway) -> "JsonFirst":
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
         ]
-    ), handle)
+    ), json_call)
+
+
+def _debug_line(ex: Exchange) -> None:
+    # The audit trail records every call; this line is for debugging, and costs a tenth of a
+    # read's time when written, so only at --log-level debug.
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("request", extra={
+            "request_id": ex.request_id, "operation": ex.op_name, "principal": ex.principal_arn,
+            "outcome": ex.error.code if ex.error else "ok",
+            "duration_ms": round((time.perf_counter() - ex.started) * 1000, 2)})
 
 
 class JsonFirst:
     """The ASGI entry: AWS JSON calls (POST / with X-Amz-Target) go straight to the handler,
     everything else (the query protocol, Lambda's REST routes, probes, lifespan) to Starlette.
 
-    The handler answers every failure itself; Starlette's router and error middleware
-    would only add a tenth to the cost of the most frequent request, GetSecretValue.
+    The handler answers every failure itself; Starlette's router, its request and response
+    objects and its error middleware would add a fifth to the cost of the most frequent
+    request, GetSecretValue.
     """
 
-    def __init__(self, app: Starlette, handle: Any):
-        self.app, self.handle = app, handle
+    def __init__(self, app: Starlette, json_call: Any):
+        self.app, self.json_call = app, json_call
         self.router = app.router  # routes and lifespan are added on the Starlette app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -199,50 +240,33 @@ class JsonFirst:
         await self.app(scope, receive, send)
 
     async def _json(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope["app"] = self.app
         try:
-            response = await self.handle(Request(scope, receive))
+            response = await self.json_call(scope, receive)
+        except ClientDisconnect:
+            return
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             log.error("unexpected fault outside a request's handling: %s", type(exc).__name__)
-            err = InternalServiceError("An internal error occurred.")
-            response = _error_response(err, "")
+            response = _error_response(InternalServiceError("An internal error occurred."), "")
         await response(scope, receive, send)
 
 
-def _not_json(constant: str) -> Any:
-    """Python's json accepts NaN and Infinity; JSON (and AWS) do not."""
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _pipeline(gateway: Gateway, request: Request, wire: WireRequest, service: Any, ex: Exchange,
-              op_name: str) -> dict[str, Any]:
+def _pipeline(gateway: Gateway, wire: WireRequest, service: Any, ex: Exchange, op_name: str) -> dict[str, Any]:
     """Authenticate, decode, validate and run the operation: in one worker thread, or inline.
 
     A request tried inline that must go to a thread after all keeps what it established
     (the caller, the parameters): the thread picks up from the operation."""
     if ex.ctx is None or ex.params is None:
-        ctx = ex.ctx = _authenticate(gateway, request, wire, service, ex.request_id)
+        ctx = ex.ctx = _authenticate(gateway, ex, wire, service)
         ex.principal_arn = ctx.principal.arn
         if service.operation(op_name) is None:
             raise UnknownOperationException("")
         try:
-            raw = json.loads(wire.body or b"{}", parse_constant=_not_json)
-        except (ValueError, UnicodeDecodeError, RecursionError):  # NaN/Infinity and deep nesting too
+            raw = orjson.loads(wire.body or b"{}")
+        except orjson.JSONDecodeError:  # invalid UTF-8, NaN/Infinity and deep nesting too
             raise SerializationException("The request body is not valid JSON.") from None
         ex.params = parse_input(service_model(service.model_name).operation_model(op_name), raw)
     ex.result = _invoke(gateway, service, ex, op_name, ex.ctx, ex.params)
     return ex.result
-
-
-def _wire(request: Request, body: bytes) -> WireRequest:
-    scope = request.scope
-    return WireRequest(
-        method=request.method,
-        path=request.url.path,
-        query_string=scope.get("query_string", b"").decode("latin-1"),
-        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]],
-        body=body,
-    )
 
 
 def _invoke(gateway: Gateway, service: Any, ex: Exchange, op_name: str, ctx: RequestContext,
@@ -255,13 +279,10 @@ def _invoke(gateway: Gateway, service: Any, ex: Exchange, op_name: str, ctx: Req
     return result
 
 
-def _authenticate(gateway: Gateway, request: Request, wire: WireRequest | bytes, service: Any,
-                  request_id: str) -> RequestContext:
-    """`wire` is the request as SigV4 sees it, or just its body (the other protocols)."""
-    if gateway.sealed is not None and gateway.sealed():  # both protocols pass here, each answers in its shape
+def _authenticate(gateway: Gateway, ex: Exchange, wire: WireRequest, service: Any) -> RequestContext:
+    """The caller of the request `wire` (as SigV4 sees it), verified, as a RequestContext."""
+    if gateway.sealed is not None and gateway.sealed():  # every protocol passes here, each answers in its shape
         raise ServiceUnavailableException(SEALED_MESSAGE)
-    if isinstance(wire, bytes):
-        wire = _wire(request, wire)
     now = dt.datetime.now(dt.timezone.utc)
     claim, parts = gateway.verifier.parse(wire, now)
     if claim.service != service.signing_name:
@@ -269,16 +290,6 @@ def _authenticate(gateway: Gateway, request: Request, wire: WireRequest | bytes,
     cred = gateway.resolver.resolve(claim.access_key_id, claim.security_token)
     gateway.verifier.verify(wire, claim, parts, cred.secret)
     gateway.resolver.note_used(claim.access_key_id, claim.service, claim.region)
-    client = request.client
     identity, session = gateway.policies.get(cred.principal) if gateway.policies else ((), None)
-    return RequestContext(
-        principal=cred.principal,
-        identity_policies=identity,
-        session_policies=session,
-        region=claim.region,
-        request_id=request_id,
-        source_ip=client.host if client else "",
-        user_agent=request.headers.get("user-agent", ""),
-        secure_transport=request.url.scheme == "https",
-        time=now,
-    )
+    return RequestContext(cred.principal, claim.region, ex.request_id, ex.source_ip, ex.user_agent, ex.secure, now,
+                          identity, session)

@@ -47,16 +47,18 @@ class Observer:
         service, known = self._known(ex)
         ctx = ex.ctx
         err = ex.error
+        # Without a verified signature, the credential scope is what names the caller.
+        key_id, region, scope_service = (None, None, None) if ctx else (ex.credential_scope() or (None, None, None))
         return Call(
-            service=ex.service or ex.scope_service or "",
+            service=ex.service or scope_service or "",
             operation=ex.op_name[:128],
-            region=ctx.region if ctx else (ex.scope_region or self.region),
+            region=ctx.region if ctx else (region or self.region),
             request_id=ex.request_id,
             time=ctx.time if ctx else dt.datetime.now(dt.timezone.utc),
             source_ip=ex.source_ip,
             user_agent=ex.user_agent[:1024],
             principal=ctx.principal if ctx else None,
-            access_key_id=ex.scope_key_id,
+            access_key_id=key_id,
             model_name=service.model_name if known else None,
             params=ex.params,
             result=ex.result,
@@ -64,7 +66,7 @@ class Observer:
             error_message=err.message if err else None,
         )
 
-    async def finish(self, ex: Exchange, response: Response) -> Response:
+    async def finish(self, ex: Exchange, response: Any) -> Any:
         outcome = ex.error.code if ex.error else "ok"
         if self.audit is not None and not await self.audit.append(build(self.call(ex))):
             response = self._internal_error(ex)

@@ -243,7 +243,7 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
-def _process(gateway: Gateway, request: Request, body: bytes, request_id: str, state: Exchange) -> str:
+def _process(gateway: Gateway, request: Request, body: bytes, state: Exchange) -> str:
     from strongroom.http.app import _authenticate, _invoke  # shared with the JSON path (lazy: app imports us)
 
     params = _form(request, body)
@@ -253,16 +253,14 @@ def _process(gateway: Gateway, request: Request, body: bytes, request_id: str, s
     for key in [k for k in params if k.startswith("X-Amz-")]:
         del params[key]
     # The credential scope names the service; _authenticate then verifies the request in full.
-    wire = WireRequest(request.method, request.url.path, request.scope.get("query_string", b"").decode("latin-1"),
-                       [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]], b"")
-    claim, _ = gateway.verifier.parse(wire, dt.datetime.now(dt.timezone.utc))
+    claim, _ = gateway.verifier.parse(state.wire(b""), dt.datetime.now(dt.timezone.utc))
     service = gateway.query_services.get(claim.service)
     if service is None:
         raise InvalidSignatureException(f"Credential should be scoped to a valid service: '{claim.service}'.")
     state.service = service.signing_name
     model = service_model(service.model_name)
     state.namespace = model.metadata.get("xmlNamespace", DEFAULT_NAMESPACE)
-    ctx: RequestContext = _authenticate(gateway, request, body, service, request_id)
+    ctx: RequestContext = _authenticate(gateway, state, state.wire(body), service)
     state.ctx = ctx
     state.principal_arn = ctx.principal.arn
     if not action:
@@ -274,24 +272,23 @@ def _process(gateway: Gateway, request: Request, body: bytes, request_id: str, s
     op = model.operation_model(action)
     state.params = parse_params(op, params)
     state.result = _invoke(gateway, service, state, action, ctx, state.params)
-    return serialize_result(op, state.result, request_id, state.namespace)
+    return serialize_result(op, state.result, state.request_id, state.namespace)
 
 
-async def handle(gateway: Gateway, request: Request, request_id: str,
-                 read_body: Callable[[Request], Awaitable[bytes]],
-                 exchange: Exchange | None = None) -> tuple[Response, str, str, str]:
-    """Answer one query-protocol request: (response, operation, principal ARN, outcome)."""
-    state = exchange if exchange is not None else Exchange(request_id, 0.0)
+async def handle(gateway: Gateway, request: Request, state: Exchange,
+                 read_body: Callable[[Request], Awaitable[bytes]]) -> Response:
+    """Answer one query-protocol request; `state` learns what the audit record names."""
+    request_id = state.request_id
     state.namespace = DEFAULT_NAMESPACE
     headers = {"x-amzn-RequestId": request_id}
     try:
         body = await read_body(request)
-        xml = await anyio.to_thread.run_sync(_process, gateway, request, body, request_id, state)
-        return Response(xml, media_type=XML_TYPE, headers=headers), state.op_name, state.principal_arn, "ok"
+        xml = await anyio.to_thread.run_sync(_process, gateway, request, body, state)
+        return Response(xml, media_type=XML_TYPE, headers=headers)
     except AwsError as exc:
         err = state.error = as_query_error(exc)
-        return (Response(serialize_error(err, request_id, state.namespace), status_code=err.status,
-                         media_type=XML_TYPE, headers=headers), state.op_name, state.principal_arn, err.code)
+        return Response(serialize_error(err, request_id, state.namespace), status_code=err.status,
+                        media_type=XML_TYPE, headers=headers)
     except Exception as exc:  # noqa: BLE001 - unexpected faults become InternalFailure, logged without messages
         tb = exc.__traceback__
         while tb is not None and tb.tb_next is not None:
@@ -301,5 +298,5 @@ async def handle(gateway: Gateway, request: Request, request_id: str,
                   request_id, state.op_name, type(exc).__name__, where)
         err = state.error = AwsError(f"An internal error occurred. Request ID: {request_id}", code="InternalFailure",
                                      status=500)
-        return (Response(serialize_error(err, request_id, state.namespace), status_code=500, media_type=XML_TYPE,
-                         headers=headers), state.op_name, state.principal_arn, err.code)
+        return Response(serialize_error(err, request_id, state.namespace), status_code=500, media_type=XML_TYPE,
+                        headers=headers)

@@ -32,7 +32,7 @@ def _json(status: int, body: Any, request_id: str, extra: dict[str, str] | None 
 
 def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
     async def handle(request: Request) -> Response:
-        ex = Exchange.begin(request)
+        ex = Exchange.begin(request.scope)
         ex.service = "lambda"
         response = await answer(request, ex)
         return response if gateway.observer is None else await gateway.observer.finish(ex, response)
@@ -55,7 +55,7 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
             if op is None:
                 raise AwsError("The requested resource was not found.", code="ResourceNotFoundException",
                                status=404)
-            ctx = await anyio.to_thread.run_sync(_authenticate, gateway, request, body, functions, ex.request_id)
+            ctx = await anyio.to_thread.run_sync(_authenticate, gateway, ex, ex.wire(body), functions)
             ex.ctx = ctx
             if op == "Invoke":
                 status, headers, payload = await anyio.to_thread.run_sync(
