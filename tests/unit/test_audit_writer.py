@@ -157,3 +157,28 @@ def test_time_based_digest_under_steady_traffic(store: Store):
         digests = conn.execute(text("SELECT count(*) FROM audit_digests")).scalar()
     writer.stop()
     assert digests >= 2
+
+
+def test_writers_of_two_processes_extend_one_chain(tmp_path: Path):
+    """Each writer keeps the chain's end from its last batch; when another one wrote since, its
+    next batch finds its first sequence number taken, writes nothing, and links again."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores = [open_store(url), open_store(url)]  # two processes' stores on one file
+    upgrade(stores[0])
+    writers = [AuditWriter(s, None) for s in stores]
+    try:
+        seqs = [writers[n % 2].append_sync(event(n)) for n in range(12)]
+        seqs += [writers[0].append_sync(event(100)), writers[0].append_sync(event(101))]
+    finally:
+        for w in writers:
+            w.stop()
+    assert seqs == list(range(1, 15))
+    got = rows(stores[0])
+    prev = GENESIS
+    for r in got:
+        assert r.prev_hash == prev and r.hash == link(prev, r.record)
+        prev = r.hash
+    with stores[0].engine.connect() as conn:
+        assert tuple(conn.execute(text("SELECT seq, hash FROM audit_chain_head")).one()) == (14, prev)
+    for s in stores:
+        s.close()

@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -66,6 +67,7 @@ class AuditWriter:
         self._stopping = False
         self._digested_seq: int | None = None  # last seq a digest covers, as last seen
         self._driver: Any = None  # SQLite: the writer thread's own DBAPI connection
+        self._head: tuple[int, str] | None = None  # SQLite: the chain's end after our last batch
         self._last_digest_at = time.monotonic()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -217,6 +219,7 @@ class AuditWriter:
         transaction of its own."""
         if self._driver is None:
             self._driver = self.store.engine.raw_connection()  # the store's pragmas, autocommit
+            self._driver.cursor().execute(q.SQLITE_HEAD_TRIGGER)
         cur = self._driver.cursor()
         try:
             with self.store.writer_turn():  # in turn with the store's other writers
@@ -231,6 +234,15 @@ class AuditWriter:
             self._safely(self._due_digest)
 
     def _append_batch(self, cur: Any, items: list[_Item]) -> int:
+        if self._head is not None and len(items) <= q.SQLITE_ONE_STATEMENT_MAX:
+            seq, prev, rows = self._chain(items, *self._head)
+            try:
+                q.append_sqlite_statement(cur, rows)
+            except sqlite3.IntegrityError:
+                self._head = None  # another process wrote since: read the head, link again
+            else:
+                self._head = (seq, prev)
+                return seq
         cur.execute("BEGIN IMMEDIATE")
         try:
             seq, prev = q.lock_head_on(cur, "sqlite")
@@ -241,9 +253,11 @@ class AuditWriter:
             with contextlib.suppress(Exception):
                 cur.execute("ROLLBACK")
             raise
+        self._head = (seq, prev)
         return seq
 
     def _close_driver(self) -> None:
+        self._head = None
         if self._driver is not None:
             with contextlib.suppress(Exception):
                 self._driver.close()
