@@ -59,7 +59,7 @@ SecretLookup = Callable[[str], str]  # access key id -> secret access key; raise
 
 class SigV4Verifier:
     def __init__(self, cache_size: int = 4096):
-        self._keys: OrderedDict[tuple[str, str, str, str, str], bytes] = OrderedDict()
+        self._keys: OrderedDict[tuple[str, str, str, str, str], hmac.HMAC] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
 
@@ -165,25 +165,30 @@ class SigV4Verifier:
                      f"{''.join(canon_headers)}\n{signed}\n{hashlib.sha256(req.body).hexdigest()}")
         string_to_sign = (f"{ALGORITHM}\n{parts['amz_date']}\n{claim.date}/{claim.region}/{claim.service}/aws4_request\n"
                           f"{hashlib.sha256(canonical.encode()).hexdigest()}")
-        expected = hmac.digest(self._signing_key(claim, secret), string_to_sign.encode(), "sha256").hex()
+        # A copy of the keyed HMAC, not hmac.digest(): that one-shot call lets go of the
+        # interpreter lock, and on a busy server getting it back costs more than the HMAC.
+        mac = self._signing_mac(claim, secret).copy()
+        mac.update(string_to_sign.encode())
+        expected = mac.hexdigest()
         if not hmac.compare_digest(expected.encode(), parts["Signature"].encode()):
             raise InvalidSignatureException(_MISMATCH)
 
-    def _signing_key(self, claim: SignedRequest, secret: str) -> bytes:
+    def _signing_mac(self, claim: SignedRequest, secret: str) -> hmac.HMAC:
+        """The HMAC keyed with the day's signing key, to copy for each request."""
         # The secret's hash is part of the cache key so a changed secret never reuses an old key.
         fingerprint = hashlib.sha256(secret.encode()).hexdigest()
         cache_key = (claim.access_key_id, fingerprint, claim.date, claim.region, claim.service)
         with self._lock:
-            key = self._keys.get(cache_key)
-            if key is not None:
+            mac = self._keys.get(cache_key)
+            if mac is not None:
                 self._keys.move_to_end(cache_key)
-                return key
-        key = derive_signing_key(secret, claim.date, claim.region, claim.service)
+                return mac
+        mac = hmac.new(derive_signing_key(secret, claim.date, claim.region, claim.service), digestmod=hashlib.sha256)
         with self._lock:
-            self._keys[cache_key] = key
+            self._keys[cache_key] = mac
             while len(self._keys) > self._cache_size:
                 self._keys.popitem(last=False)
-        return key
+        return mac
 
 
 def derive_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
