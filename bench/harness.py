@@ -231,25 +231,31 @@ def server_env(work: Path) -> dict[str, str]:
     return env
 
 
+def init_work(work: Path, endpoint: str = "http://127.0.0.1:7979") -> tuple[dict[str, str], dict[str, str]]:
+    """`strongroom init` into work/data (profile in work/aws); returns (environment, credentials)."""
+    env = server_env(work)
+    if not (work / "aws" / "credentials").exists():
+        done = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "init", "--endpoint-url", endpoint],
+                              env=env, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"strongroom init failed:\n{done.stderr[-2000:]}")
+    creds = configparser.ConfigParser()
+    creds.read(work / "aws" / "credentials")
+    conf = configparser.ConfigParser()
+    conf.read(work / "aws" / "config")
+    return env, {"access_key": creds["strongroom"]["aws_access_key_id"],
+                 "secret_key": creds["strongroom"]["aws_secret_access_key"],
+                 "region": conf["profile strongroom"]["region"]}
+
+
 class Strongroom(Target):
     name = "strongroom"
 
     def __init__(self, work: Path, cpus: set[int] | None, log_level: str, switch_interval: float | None = None):
         self.work = work
         self.port = free_port()
-        env = server_env(work)
+        env, self.credentials = init_work(work, f"http://127.0.0.1:{self.port}")
         cli = [sys.executable, "-m", "strongroom.cli.main"]
-        done = subprocess.run([*cli, "init", "--endpoint-url", f"http://127.0.0.1:{self.port}"], env=env,
-                              capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise RuntimeError(f"strongroom init failed:\n{done.stderr[-2000:]}")
-        creds = configparser.ConfigParser()
-        creds.read(work / "aws" / "credentials")
-        conf = configparser.ConfigParser()
-        conf.read(work / "aws" / "config")
-        self.credentials = {"access_key": creds["strongroom"]["aws_access_key_id"],
-                            "secret_key": creds["strongroom"]["aws_secret_access_key"],
-                            "region": conf["profile strongroom"]["region"]}
         self.log_path = work / "server.log"
         serve = cli
         if switch_interval is not None:  # an experiment: the same server with another GIL switch interval

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import server_env  # noqa: E402
+from harness import init_work, server_env  # noqa: E402
 
 
 def names_for(count: int) -> list[str]:
@@ -150,26 +150,6 @@ def mark_read_today(data_dir: Path) -> dict[str, Any]:
     finally:
         store.close()
     return {"secrets": a, "versions": b, "day": day, "seconds": time.perf_counter() - t0}
-
-
-def init_work(work: Path, endpoint: str = "http://127.0.0.1:7979") -> tuple[dict[str, str], dict[str, str]]:
-    """`strongroom init` into work/data (profile in work/aws); returns (environment, credentials)."""
-    import configparser
-    import subprocess
-
-    env = server_env(work)
-    if not (work / "aws" / "credentials").exists():
-        done = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "init", "--endpoint-url", endpoint],
-                              env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"strongroom init failed:\n{done.stderr[-2000:]}")
-    creds = configparser.ConfigParser()
-    creds.read(work / "aws" / "credentials")
-    conf = configparser.ConfigParser()
-    conf.read(work / "aws" / "config")
-    return env, {"access_key": creds["strongroom"]["aws_access_key_id"],
-                 "secret_key": creds["strongroom"]["aws_secret_access_key"],
-                 "region": conf["profile strongroom"]["region"]}
 
 
 def prepared(work: Path, count: int, value_size: int, cache: Path | None, deadline_s: float = 3600.0,

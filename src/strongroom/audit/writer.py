@@ -210,7 +210,7 @@ class AuditWriter:
             seq, prev = q.lock_head(tx.conn)
             seq, prev, rows = self._chain(items, seq, prev)
             q.append(tx.conn, rows, seq, prev)
-            if self._digested_seq is None or seq - self._digested_seq >= self.digest_every:
+            if self._digest_due(seq):
                 self._digest(tx.conn, seq, prev, only_if_due=True)
 
     def _commit_on_driver(self, items: list[_Item]) -> None:
@@ -230,8 +230,8 @@ class AuditWriter:
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
-        if self._digested_seq is None or seq - self._digested_seq >= self.digest_every:
-            self._safely(self._due_digest)
+        if self._digest_due(seq):
+            self._safely(self._locked_digest, only_if_due=True)
 
     def _append_batch(self, cur: Any, items: list[_Item]) -> int:
         if self._head is not None and len(items) <= q.SQLITE_ONE_STATEMENT_MAX:
@@ -285,10 +285,15 @@ class AuditWriter:
             prev = digest
         return seq, prev, rows
 
-    def _due_digest(self) -> None:
+    def _digest_due(self, seq: int) -> bool:
+        """Whether the chain, now ending at `seq`, may have outgrown the last digest seen."""
+        return self._digested_seq is None or seq - self._digested_seq >= self.digest_every
+
+    def _locked_digest(self, *, only_if_due: bool) -> None:
+        """A digest of the chain's end, in a transaction of its own that holds the head."""
         with self.store.write(announce=False) as tx:
             seq, last_hash = q.lock_head(tx.conn)
-            self._digest(tx.conn, seq, last_hash, only_if_due=True)
+            self._digest(tx.conn, seq, last_hash, only_if_due=only_if_due)
 
     def _probe(self) -> None:
         with self.store.engine.connect() as conn:
@@ -309,9 +314,7 @@ class AuditWriter:
         if seq <= (last.last_seq if last is not None else 0):
             self._digested_seq = seq
             return
-        with self.store.write(announce=False) as tx:
-            seq, last_hash = q.lock_head(tx.conn)
-            self._digest(tx.conn, seq, last_hash, only_if_due=False)
+        self._locked_digest(only_if_due=False)
 
     def _digest(self, conn: Any, seq: int, last_hash: str, *, only_if_due: bool) -> None:
         if self.key is None:
