@@ -8,8 +8,9 @@ and create_app on a data directory made by `strongroom init`), then measured thr
 pinned to one core:
 
   asgi      the Starlette app, inside its lifespan (audit writer running), driven in-process
-            by C concurrent tasks on uvloop, then by one, then by C with the gateway's observer
-            (audit record + metrics per call) switched off: everything but uvicorn and sockets;
+            by C concurrent tasks on uvloop, as served and with parts of each call's audit work
+            switched off (the INSERT, the queue, the whole observer), then by one task:
+            everything but uvicorn and sockets;
   pipeline  the steps of http.app's handler called synchronously in one thread
             (SigV4 authentication, JSON decode, model validation, the service
             operation, response encoding): no event loop, no thread hops, no audit;
@@ -17,7 +18,8 @@ pinned to one core:
 
 Comparing these with the server CPU per request that bench/getsecretvalue.py measures
 over TCP attributes the cost to uvicorn+sockets, Starlette+anyio, and the operation.
-Nothing under src/ is modified: this imports the package as the server does.
+Nothing under src/ is modified: this imports the package as the server does (the variants
+patch attributes of the running objects for the length of their runs).
 """
 
 from __future__ import annotations
@@ -150,22 +152,55 @@ class Bench:
             await self.seed()
             out["seed_seconds"] = time.perf_counter() - t0
             print(f"seeded and primed {self.args.secrets} secrets in {out['seed_seconds']:.1f} s", file=sys.stderr)
-            gateway = self.rt.gateway
-            observer = getattr(gateway, "observer", None)
-            on: list[dict[str, Any]] = []
-            off: list[dict[str, Any]] = []
-            for _ in range(self.args.rounds):  # alternate, so load on the machine hits both alike
-                on.append(await self.asgi(op, seconds, conns))
-                if observer is not None:  # the same, without the audit record and metrics of each call
-                    gateway.observer = None
-                    try:
-                        off.append(await self.asgi(op, seconds, conns))
-                    finally:
-                        gateway.observer = observer
-            out[f"asgi_{conns}"] = median_run(on)
-            if off:
-                out[f"asgi_{conns}_no_observer"] = median_run(off)
+            runs: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(self.args.rounds):  # alternate, so load on the machine hits every variant alike
+                for name, variant in self.variants().items():
+                    with variant():
+                        runs.setdefault(name, []).append(await self.asgi(op, seconds, conns))
+            for name, got in runs.items():
+                out[f"asgi_{conns}{name}"] = median_run(got)
             out["asgi_1"] = await self.asgi(op, seconds, 1)
+        return out
+
+    def variants(self) -> dict[str, Any]:
+        """The server as built, then with parts of each call's audit work switched off (the
+        objects of the running server patched for the run, put back after): what each part costs.
+
+          ""             as served
+          _no_commit     records built, queued and chained, the writer's INSERT skipped
+          _no_queue      records built, never handed to the writer
+          _no_observer   no record, no metrics
+        """
+        from contextlib import contextmanager, nullcontext
+
+        from strongroom.audit.writer import AuditWriter
+
+        gateway = self.rt.gateway
+        observer = getattr(gateway, "observer", None)
+        audit = getattr(observer, "audit", None)
+
+        @contextmanager
+        def patched(obj: Any, name: str, value: Any) -> Any:
+            before = getattr(obj, name)
+            setattr(obj, name, value)
+            try:
+                yield
+            finally:
+                setattr(obj, name, before)
+
+        def no_commit(writer: AuditWriter, items: list[Any]) -> None:
+            for n, item in enumerate(items, 1):
+                item.seq = n
+
+        async def no_queue(event: Any) -> bool:
+            return True
+
+        out: dict[str, Any] = {"": nullcontext}
+        if audit is not None:
+            out["_no_commit"] = lambda: patched(AuditWriter, "_commit", no_commit)
+            out["_no_queue"] = lambda: patched(audit, "append", no_queue)
+        if observer is not None:
+            out["_no_observer"] = lambda: patched(gateway, "observer", None)
         return out
 
     async def asgi(self, op: str, seconds: float, conns: int) -> dict[str, Any]:
@@ -398,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=16, help="concurrent in-process ASGI requests")
     p.add_argument("--pool", type=int, default=20000, help="pre-signed requests for the ASGI run")
     p.add_argument("--rounds", type=int, default=3,
-                   help="ASGI runs with the observer on and off, alternating; medians are reported")
+                   help="ASGI runs of each variant (as served, parts of the audit work off), alternating; "
+                        "medians are reported")
     p.add_argument("--value-size", type=int, default=64)
     p.add_argument("--core", type=int, default=0, help="core to pin to (-1: do not pin)")
     p.add_argument("--spy-rate", type=int, default=500, help="py-spy samples per second")
@@ -424,9 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}-profile-inprocess-{args.op}.json"
     out.write_text(json.dumps(report, indent=2))
-    for key, label in ((f"asgi_{args.connections}", f"{args.connections} concurrent"), ("asgi_1", "1 at a time"),
-                       (f"asgi_{args.connections}_no_observer",
-                        f"{args.connections} concurrent, observer off (no audit record, no metrics)")):
+    c = args.connections
+    for key, label in ((f"asgi_{c}", f"{c} concurrent"), ("asgi_1", "1 at a time"),
+                       (f"asgi_{c}_no_commit", f"{c} concurrent, audit records queued and chained, INSERT skipped"),
+                       (f"asgi_{c}_no_queue", f"{c} concurrent, audit records built, not queued"),
+                       (f"asgi_{c}_no_observer", f"{c} concurrent, observer off (no audit record, no metrics)")):
         if key in asgi:
             a = asgi[key]
             rounds = f" (rounds: {a['rounds_cpu_us_per_request']} µs)" if "rounds_cpu_us_per_request" in a else ""

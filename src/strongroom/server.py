@@ -16,6 +16,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from strongroom.auth.credentials import CredentialResolver
+from strongroom.auth.memo import size_decisions
 from strongroom.background import BackgroundWork, Job
 from strongroom.cache.secrets import SecretCache
 from strongroom.config import Settings, load_settings
@@ -108,6 +109,7 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     # Secrets are sealed under KMS keys; versions sealed before KMS existed still open via the root keyring.
     keyring = KmsKeyring(kms_deps, legacy=RootKeyring(root), max_data_keys=max(settings.cache_max_secrets, 1))
     cache = SecretCache(settings.cache_max_secrets) if settings.cache_max_secrets else None
+    size_decisions(settings.cache_max_secrets)
     deps = Deps(store=store, keyring=keyring, cache=cache, fresh=feed.sync, may_invoke=check_invoke_permission)
     sm = SecretsManager(deps)
     kms = Kms(kms_deps)

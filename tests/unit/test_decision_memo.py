@@ -117,3 +117,42 @@ def test_condition_keys_are_built_only_when_a_decision_needs_them() -> None:
     assert not memo.evaluate(_request({}), guarded, context=keys(False)).allowed
     assert memo.evaluate(_request({}), guarded, context=keys(True)).allowed
     assert built == [True, True, False, True]
+
+
+def test_a_working_set_that_fits_is_kept_whole_and_the_oldest_question_leaves_first() -> None:
+    memo = DecisionMemo(max_entries=50, variants=2)
+    identity = (Policy("all", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}),)
+    built: list[int] = []
+
+    def ask(i: int) -> None:
+        def context() -> dict[str, Any]:
+            built.append(i)  # a decision that reads no key is reused without it: built on a miss only
+            return {"aws:SourceIp": "10.0.0.1"}
+        memo.evaluate(_request({}, resource=f"{SECRET}{i}"), identity, context=context)
+
+    for i in range(50):  # one question per secret, as many as the memo holds
+        ask(i)
+    built.clear()
+    for _ in range(3):
+        for i in range(50):
+            ask(i)
+    assert built == []  # every answer reused: nothing was dropped to make room
+    ask(50)  # one more pushes out the oldest question only
+    built.clear()
+    ask(1)
+    ask(50)
+    assert built == []
+    ask(0)
+    assert built == [0]
+
+
+def test_the_server_sizes_the_memo_with_the_read_cache() -> None:
+    from strongroom.auth import memo
+
+    before = memo.DECISIONS.max_entries
+    try:
+        memo.size_decisions(100_000)
+        assert memo.DECISIONS.max_entries >= 100_000
+    finally:
+        memo.DECISIONS.max_entries = before

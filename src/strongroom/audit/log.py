@@ -18,7 +18,7 @@ from strongroom.audit.settings import AuditSettings
 from strongroom.audit.signing import load_or_create
 from strongroom.audit.sinks import build_sink
 from strongroom.audit.writer import AuditUnavailable, AuditWriter
-from strongroom.ids import unique_id
+from strongroom.ids import ordered_id
 from strongroom.storage import Store
 from strongroom.storage.store import WouldBlock, no_blocking
 
@@ -89,7 +89,7 @@ class AuditLog:
                       error_code: str | None = None) -> None:
         """Record what the service did on its own (RotationFailed, a purge): an AwsServiceEvent."""
         now = dt.datetime.now(dt.timezone.utc)
-        event_id = unique_id()
+        event_id = ordered_id()
         record: dict[str, Any] = {
             "eventVersion": EVENT_VERSION, "userIdentity": {"accountId": account_id, "invokedBy": source},
             "eventTime": iso(now), "eventSource": source, "eventName": event_name, "awsRegion": region,

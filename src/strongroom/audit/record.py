@@ -15,7 +15,7 @@ from typing import Any
 from strongroom.audit import catalog
 from strongroom.audit.redact import Redactor, operation_model, request_parameters, response_elements
 from strongroom.context import Principal
-from strongroom.ids import unique_id
+from strongroom.ids import ordered_id
 
 EVENT_VERSION = "1.11"
 
@@ -130,7 +130,7 @@ def build(call: Call) -> Event:
     p = call.principal
     account = p.account_id if p is not None else (found[0]["accountId"] if found else None)
     source = catalog.event_source(call.service)
-    event_id = unique_id()
+    event_id = ordered_id()
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": user_identity(p, call.access_key_id),

@@ -12,6 +12,7 @@ decision for another instant.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -36,10 +37,13 @@ class _Reads(dict[str, Any]):
 
 
 class DecisionMemo:
-    """Bounded: at most `max_entries` questions, `variants` answers each; full means start over."""
+    """Bounded: at most `max_entries` questions, `variants` answers each. A new question
+    past the bound pushes out the oldest one, so a working set that fits stays whole (the
+    server sizes it with the read cache: one question per secret read)."""
 
     def __init__(self, max_entries: int = 4096, variants: int = 4):
-        self.max_entries, self.variants = max_entries, variants
+        self.max_entries, self.variants = max(1, max_entries), variants
+        self._lock = threading.Lock()  # taken only to add a question, never on a reuse
         # question -> [(keys read and their values, result, the policy objects it holds alive)]
         self._entries: dict[tuple[Any, ...], list[tuple[tuple[tuple[str, Any], ...], EvaluationResult, Any]]] = {}
 
@@ -69,9 +73,10 @@ class DecisionMemo:
         held = (identity_policies, None if resource_policy is None else resource_policy.document)
         answer = (tuple(view.seen.items()), result, held)
         if answers is None:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[question] = [answer]
+            with self._lock:
+                while len(self._entries) >= self.max_entries:
+                    del self._entries[next(iter(self._entries))]  # the oldest question
+                self._entries[question] = [answer]
         elif len(answers) < self.variants:
             answers.append(answer)
         else:
@@ -80,6 +85,12 @@ class DecisionMemo:
 
 
 DECISIONS = DecisionMemo()
+
+
+def size_decisions(secrets: int) -> None:
+    """Room for a decision per cached secret (their ARNs are the questions' resources), and
+    the 4,096 questions of other resources the memo always holds."""
+    DECISIONS.max_entries = 4096 + max(0, secrets)
 
 
 @lru_cache(maxsize=4096)
