@@ -77,6 +77,7 @@ def test_rekey_on_one_node_reaches_every_node(tmp_path: Path, postgres: Cluster)
         def read_on(node: int) -> None:
             sm, kms = dep.client(node), dep.client(node, "kms")
             fresh = None  # the reader's key is first used mid-rekey: its secret is unwrapped then
+            current = written  # the secret this node writes to
             i = 0
             while not stop.is_set():
                 i += 1
@@ -86,9 +87,15 @@ def test_rekey_on_one_node_reaches_every_node(tmp_path: Path, postgres: Cluster)
                     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kms payload"
                     if rekeying.is_set():
                         fresh = fresh or dep.client(node, **reader)
-                        assert fresh.get_secret_value(SecretId=written)["SecretString"].startswith("w")
-                    # Writes mid-rekey: wrapped with whichever key this node holds as active.
-                    sm.put_secret_value(SecretId=written, SecretString=f"w{node}-{i}")
+                        assert fresh.get_secret_value(SecretId=current)["SecretString"].startswith("w")
+                    # Writes mid-rekey: wrapped with whichever key this node holds as active. A new
+                    # secret every 40 writes: like AWS, a secret takes at most 100 versions a day.
+                    block = f"{written}-{node}-{i // 40}" if i >= 40 else written
+                    if block != current:
+                        sm.create_secret(Name=block, SecretString=f"w{node}-{i}")
+                        current = block
+                    else:
+                        sm.put_secret_value(SecretId=block, SecretString=f"w{node}-{i}")
                     if i % 3 == 1:  # new KMS key material, wrapped mid-rekey too
                         key = kms.create_key()["KeyMetadata"]["KeyId"]
                         assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"]

@@ -182,3 +182,37 @@ def test_writers_of_two_processes_extend_one_chain(tmp_path: Path):
         assert tuple(conn.execute(text("SELECT seq, hash FROM audit_chain_head")).one()) == (14, prev)
     for s in stores:
         s.close()
+
+
+def test_a_table_renamed_away_and_back_fails_the_batch_then_keeps_one_chain(store: Store):
+    """The chain head moves with each batch through a trigger on the writer's own connection;
+    whatever happens to the table or the trigger, the head must end where the last event is."""
+    writer = AuditWriter(store, None)
+
+    def sql(statement: str) -> None:
+        with store.engine.begin() as conn:
+            conn.execute(text(statement))
+
+    try:
+        for n in range(3):
+            writer.append_sync(event(n))
+        sql("ALTER TABLE audit_events RENAME TO audit_events_hidden")
+        for n in (10, 11):  # the second one opens a fresh connection, where the trigger can't be made
+            with pytest.raises(AuditUnavailable):
+                writer.append_sync(event(n))
+        sql("ALTER TABLE audit_events_hidden RENAME TO audit_events")
+        for n in range(20, 23):
+            writer.append_sync(event(n))
+        writer._driver.cursor().execute("DROP TRIGGER temp.strongroom_audit_head")  # lost, however
+        for n in range(30, 33):
+            writer.append_sync(event(n))
+    finally:
+        writer.stop()
+    got = rows(store)
+    assert [r.seq for r in got] == list(range(1, 10))
+    prev = GENESIS
+    for r in got:
+        assert r.prev_hash == prev and r.hash == link(prev, r.record)
+        prev = r.hash
+    with store.engine.connect() as conn:
+        assert tuple(conn.execute(text("SELECT seq, hash FROM audit_chain_head")).one()) == (9, prev)

@@ -218,8 +218,14 @@ class AuditWriter:
         third of what it costs through the Store; a digest that falls due follows in a
         transaction of its own."""
         if self._driver is None:
-            self._driver = self.store.engine.raw_connection()  # the store's pragmas, autocommit
-            self._driver.cursor().execute(q.SQLITE_HEAD_TRIGGER)
+            driver = self.store.engine.raw_connection()  # the store's pragmas, autocommit
+            driver.detach()  # the writer's alone: its temp trigger must never reach the pool
+            try:
+                driver.cursor().execute(q.SQLITE_HEAD_TRIGGER)
+            except Exception:
+                driver.close()  # no connection without its trigger
+                raise
+            self._driver = driver
         cur = self._driver.cursor()
         try:
             with self.store.writer_turn():  # in turn with the store's other writers
@@ -236,12 +242,20 @@ class AuditWriter:
     def _append_batch(self, cur: Any, items: list[_Item]) -> int:
         if self._head is not None and len(items) <= q.SQLITE_ONE_STATEMENT_MAX:
             seq, prev, rows = self._chain(items, *self._head)
+            before = self._driver.dbapi_connection.total_changes
             try:
                 q.append_sqlite_statement(cur, rows)
             except sqlite3.IntegrityError:
                 self._head = None  # another process wrote since: read the head, link again
             else:
-                self._head = (seq, prev)
+                if self._driver.dbapi_connection.total_changes - before != 2 * len(rows):
+                    # The trigger did not move the head: it went with a table dropped or
+                    # replaced under us. Move the head by hand; the next batch starts on a
+                    # fresh connection, with the trigger made again.
+                    q.move_head_on(cur, "sqlite", seq, prev)
+                    self._close_driver()
+                else:
+                    self._head = (seq, prev)
                 return seq
         cur.execute("BEGIN IMMEDIATE")
         try:

@@ -49,7 +49,8 @@ _INSERT_PREFIX = f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)}) VALUES
 
 
 def append_sqlite_statement(cur: Any, rows: list[dict[str, Any]]) -> None:
-    """`rows` in one autocommit INSERT (the head trigger installed). Rows carry their seq: if
+    """`rows` in one autocommit INSERT (the head trigger installed: each row also moves the
+    head, so the connection's total_changes grows by two per row). Rows carry their seq: if
     another process extended the chain since our head was read, the first seq is taken and the
     whole statement fails with an IntegrityError, writing nothing."""
     cur.execute(_INSERT_PREFIX + ", ".join([_ROW] * len(rows)),
@@ -97,6 +98,10 @@ def append(conn: Connection, rows: list[dict[str, Any]], last_seq: int, last_has
 def append_on(cur: Any, dialect: str, rows: list[dict[str, Any]], last_seq: int, last_hash: str) -> None:
     """`append` on a DBAPI cursor in an open transaction."""
     cur.executemany(_INSERT_EVENTS[dialect], rows)
+    move_head_on(cur, dialect, last_seq, last_hash)
+
+
+def move_head_on(cur: Any, dialect: str, last_seq: int, last_hash: str) -> None:
     cur.execute(_MOVE_HEAD[dialect], {"new_seq": last_seq, "new_hash": last_hash})
 
 
