@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import init_work, server_env  # noqa: E402
+from harness import init_work  # noqa: E402
 
 
 def names_for(count: int) -> list[str]:

@@ -27,10 +27,15 @@ _KEEP = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 _LOW_62 = (1 << 62) - 1
 
 
+def _text(value: int) -> str:
+    """A 128-bit UUID in its 36-character text form."""
+    h = "%032x" % value
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def unique_id() -> str:
     """A random (version 4) UUID in its 36-character text form."""
-    h = "%032x" % ((_rng.getrandbits(128) & _KEEP) | _VERSION_4 | _VARIANT)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _text((_rng.getrandbits(128) & _KEEP) | _VERSION_4 | _VARIANT)
 
 
 def ordered_id() -> str:
@@ -39,6 +44,5 @@ def ordered_id() -> str:
     Audit event ids: rows are appended in time order, so their unique index grows at one
     end instead of touching a random page of a large index for every event."""
     rand = _rng.getrandbits(74)
-    value = ((time.time_ns() // 1_000_000) << 80) | (0x7 << 76) | ((rand >> 62) << 64) | _VARIANT | (rand & _LOW_62)
-    h = "%032x" % value
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _text(((time.time_ns() // 1_000_000) << 80) | (0x7 << 76) | ((rand >> 62) << 64) | _VARIANT
+                 | (rand & _LOW_62))

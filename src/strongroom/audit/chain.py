@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-
-import orjson
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 

@@ -93,7 +93,8 @@ class Reply:
 _JSON_TYPE = JSON_TYPE.encode()
 
 
-def _error_response(err: AwsError, request_id: str) -> Reply:
+def json_error(err: AwsError, request_id: str) -> Reply:
+    """An AWS JSON error: `{"__type", "message"}` with its status and x-amzn-ErrorType."""
     body = orjson.dumps({"__type": err.code, "message": err.message})
     return Reply.json(err.status, body, request_id, err.code)
 
@@ -175,7 +176,7 @@ def build_app(gateway: Gateway) -> "JsonFirst":
             return Reply.json(200, orjson.dumps(to_wire(result)), request_id)
         except AwsError as err:
             ex.error = err
-            return _error_response(err, request_id)
+            return json_error(err, request_id)
         except ClientDisconnect:
             raise
         except Exception as exc:  # noqa: BLE001 - the one place unexpected faults become InternalServiceError
@@ -187,7 +188,7 @@ def build_app(gateway: Gateway) -> "JsonFirst":
             log.error("unexpected fault request_id=%s operation=%s error=%s at=%s",
                       request_id, ex.op_name, type(exc).__name__, where)
             ex.error = InternalServiceError(f"An internal error occurred. Request ID: {request_id}")
-            return _error_response(ex.error, request_id)
+            return json_error(ex.error, request_id)
         finally:
             _debug_line(ex)
 
@@ -246,7 +247,7 @@ class JsonFirst:
             return
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             log.error("unexpected fault outside a request's handling: %s", type(exc).__name__)
-            response = _error_response(InternalServiceError("An internal error occurred."), "")
+            response = json_error(InternalServiceError("An internal error occurred."), "")
         await response(scope, receive, send)
 
 

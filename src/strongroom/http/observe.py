@@ -15,12 +15,13 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from strongroom import metrics
 from strongroom.audit.record import Call, build
 from strongroom.errors import InternalServiceError
 from strongroom.http import query
+from strongroom.http.app import json_error
 from strongroom.http.exchange import Exchange
 
 log = logging.getLogger("strongroom.http")
@@ -85,16 +86,14 @@ class Observer:
         # operations from its own fixed route table.
         return (ex.service, ex.op_name) if ex.service else ("unknown", "-")
 
-    def _internal_error(self, ex: Exchange) -> Response:
+    def _internal_error(self, ex: Exchange) -> Any:
         err = InternalServiceError(f"An internal error occurred. Request ID: {ex.request_id}")
         headers = {"x-amzn-RequestId": ex.request_id}
         if ex.namespace:  # a query-protocol service (IAM, STS): XML, the code it names the fault with
             qerr = query.as_query_error(err)
             return Response(query.serialize_error(qerr, ex.request_id, ex.namespace), status_code=qerr.status,
                             media_type=query.XML_TYPE, headers=headers)
-        return JSONResponse({"__type": err.code, "message": err.message}, status_code=err.status,
-                            media_type="application/x-amz-json-1.1",
-                            headers={**headers, "x-amzn-ErrorType": err.code})
+        return json_error(err, ex.request_id)
 
 
 async def metrics_endpoint(_: Request) -> Response:

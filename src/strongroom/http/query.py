@@ -22,7 +22,6 @@ from botocore.model import OperationModel, Shape
 from starlette.requests import Request
 from starlette.responses import Response
 
-from strongroom.auth.sigv4 import WireRequest
 from strongroom.context import RequestContext
 from strongroom.errors import AwsError, InvalidSignatureException
 from strongroom.http.exchange import Exchange

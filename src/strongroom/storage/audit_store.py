@@ -31,8 +31,8 @@ def _driver_sql(named: str) -> dict[str, str]:
 # that waits for its audit record.
 _LOCK_HEAD = {"sqlite": "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
               "postgresql": "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE"}
-_INSERT_EVENTS = _driver_sql(f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)}) "
-                             f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})")
+_INSERT_INTO = f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+_INSERT_EVENTS = _driver_sql(_INSERT_INTO + f"({', '.join(':' + c for c in _EVENT_COLUMNS)})")
 _MOVE_HEAD = _driver_sql("UPDATE audit_chain_head SET seq = :new_seq, hash = :new_hash WHERE id = 1")
 
 
@@ -45,7 +45,6 @@ SQLITE_HEAD_TRIGGER = (
     "BEGIN UPDATE audit_chain_head SET seq = NEW.seq, hash = NEW.hash WHERE id = 1; END")
 SQLITE_ONE_STATEMENT_MAX = 256  # rows in one statement (16 parameters each, far below SQLite's limit)
 _ROW = "(" + ", ".join("?" for _ in _EVENT_COLUMNS) + ")"
-_INSERT_PREFIX = f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)}) VALUES "
 
 
 def append_sqlite_statement(cur: Any, rows: list[dict[str, Any]]) -> None:
@@ -53,7 +52,7 @@ def append_sqlite_statement(cur: Any, rows: list[dict[str, Any]]) -> None:
     head, so the connection's total_changes grows by two per row). Rows carry their seq: if
     another process extended the chain since our head was read, the first seq is taken and the
     whole statement fails with an IntegrityError, writing nothing."""
-    cur.execute(_INSERT_PREFIX + ", ".join([_ROW] * len(rows)),
+    cur.execute(_INSERT_INTO + ", ".join([_ROW] * len(rows)),
                 [row[c] for row in rows for c in _EVENT_COLUMNS])
 
 

@@ -18,8 +18,8 @@ concurrent insert of the same key ends.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
