@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import ssl
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from strongroom.auth.credentials import CredentialResolver
-from strongroom.auth.sigv4 import SigV4Verifier, WireRequest
+from strongroom.auth.sigv4 import SignedRequest, SigV4Verifier, WireRequest
 from strongroom.context import RequestContext
 from strongroom.crypto.rootchain import SEALED_MESSAGE
 from strongroom.errors import (
@@ -280,12 +280,22 @@ def _invoke(gateway: Gateway, service: Any, ex: Exchange, op_name: str, ctx: Req
     return result
 
 
-def _authenticate(gateway: Gateway, ex: Exchange, wire: WireRequest, service: Any) -> RequestContext:
-    """The caller of the request `wire` (as SigV4 sees it), verified, as a RequestContext."""
+Claim = tuple[SignedRequest, dict[str, str], dt.datetime]
+
+
+def claim_of(gateway: Gateway, wire: WireRequest) -> Claim:
+    """What the signature of `wire` claims (its shape and freshness checked, not yet verified)."""
     if gateway.sealed is not None and gateway.sealed():  # every protocol passes here, each answers in its shape
         raise ServiceUnavailableException(SEALED_MESSAGE)
     now = dt.datetime.now(dt.timezone.utc)
-    claim, parts = gateway.verifier.parse(wire, now)
+    return (*gateway.verifier.parse(wire, now), now)
+
+
+def _authenticate(gateway: Gateway, ex: Exchange, wire: WireRequest, service: Any,
+                  claimed: Claim | None = None) -> RequestContext:
+    """The caller of the request `wire` (as SigV4 sees it), verified, as a RequestContext; `claimed`
+    when the caller already read the claim (the query protocol learns the service from it)."""
+    claim, parts, now = claimed or claim_of(gateway, wire)
     if claim.service != service.signing_name:
         raise InvalidSignatureException(f"Credential should be scoped to correct service: '{service.signing_name}'. ")
     cred = gateway.resolver.resolve(claim.access_key_id, claim.security_token)

@@ -243,7 +243,7 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
 
 
 def _process(gateway: Gateway, request: Request, body: bytes, state: Exchange) -> str:
-    from strongroom.http.app import _authenticate, _invoke  # shared with the JSON path (lazy: app imports us)
+    from strongroom.http.app import _authenticate, _invoke, claim_of  # shared with the JSON path (lazy: app imports us)
 
     params = _form(request, body)
     action = params.pop("Action", "")
@@ -252,14 +252,15 @@ def _process(gateway: Gateway, request: Request, body: bytes, state: Exchange) -
     for key in [k for k in params if k.startswith("X-Amz-")]:
         del params[key]
     # The credential scope names the service; _authenticate then verifies the request in full.
-    claim, _ = gateway.verifier.parse(state.wire(b""), dt.datetime.now(dt.timezone.utc))
-    service = gateway.query_services.get(claim.service)
+    wire = state.wire(body)
+    claimed = claim_of(gateway, wire)
+    service = gateway.query_services.get(claimed[0].service)
     if service is None:
-        raise InvalidSignatureException(f"Credential should be scoped to a valid service: '{claim.service}'.")
+        raise InvalidSignatureException(f"Credential should be scoped to a valid service: '{claimed[0].service}'.")
     state.service = service.signing_name
     model = service_model(service.model_name)
     state.namespace = model.metadata.get("xmlNamespace", DEFAULT_NAMESPACE)
-    ctx: RequestContext = _authenticate(gateway, state, state.wire(body), service)
+    ctx: RequestContext = _authenticate(gateway, state, wire, service, claimed)
     state.ctx = ctx
     state.principal_arn = ctx.principal.arn
     if not action:

@@ -15,7 +15,6 @@ from strongroom.auth import policy_document
 from strongroom.context import RequestContext
 from strongroom.crypto.rootkey import RootKey
 from strongroom.errors import (
-    AccessDenied,
     InvalidInput,
     LimitExceeded,
     MalformedPolicyDocument,

@@ -14,8 +14,9 @@ from typing import Any
 from strongroom.auth import policy
 from strongroom.auth.authorize import decide
 from strongroom.context import RequestContext
+from strongroom.errors import AccessDenied
 from strongroom.services.iam import policies, roles, users
-from strongroom.services.iam.core import AccessDenied, Deps
+from strongroom.services.iam.core import Deps
 from strongroom.storage.retry import retrying
 
 Operation = Callable[[Deps, RequestContext, dict[str, Any]], dict[str, Any]]
