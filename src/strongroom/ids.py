@@ -1,4 +1,5 @@
-"""Identifiers that must be unique but need not be secret: request ids and audit event ids.
+"""Identifiers that must be unique but need not be secret: request ids, audit event ids and
+the change stamp's words.
 
 `uuid.uuid4()` reads the kernel's random source on every call, and that system call lets go
 of the interpreter lock: on a busy server the thread then waits to get it back, once per
@@ -31,6 +32,11 @@ def _text(value: int) -> str:
     """A 128-bit UUID in its 36-character text form."""
     h = "%032x" % value
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def random_bits(n: int) -> int:
+    """`n` random bits from the same generator (unique, not secret)."""
+    return _rng.getrandbits(n)
 
 
 def unique_id() -> str:

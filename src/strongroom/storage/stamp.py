@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import mmap
 import os
-import random
 import struct
 from pathlib import Path
 
+from strongroom.ids import random_bits
+
 _WORD = struct.Struct("<Q")
-_rng = random.Random(os.urandom(16))
-os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(16)))
 
 
 class ChangeStamp:
@@ -37,7 +36,7 @@ class ChangeStamp:
         return int(_WORD.unpack_from(self._map)[0])
 
     def bump(self) -> None:
-        _WORD.pack_into(self._map, 0, _rng.getrandbits(64))
+        _WORD.pack_into(self._map, 0, random_bits(64))
 
     def close(self) -> None:
         self._map.close()
