@@ -161,3 +161,21 @@ def test_local_commands_unseal_from_a_passphrase_file(tmp_path: Path, backend: B
     strongroom("iam", "create-user", "carol", env={**env, "STRONGROOM_PASSPHRASE_FILE": str(pf)})
     # Initializing again changes nothing, and needs no passphrase.
     assert "already initialized" in init(tmp_path, database_url=url).stderr
+
+
+def test_a_key_file_server_sealed_by_hand_unseals_without_a_restart(tmp_path: Path, backend: Backend):
+    url = backend.new_database()
+    init(tmp_path, database_url=url)  # the embedded default: a root key file
+    srv = serve(tmp_path, database_url=url)
+    try:
+        sm = client(srv, "secretsmanager")
+        sm.create_secret(Name="app/file", SecretString="sealed and back")
+        assert strongroom("seal", env=srv.env).stderr.startswith("sealed")
+        sealed_everywhere(srv)
+        # Nothing to type: no prompt (no input is given), the key file is read again.
+        out = strongroom("unseal", env=srv.env)
+        assert out.stderr.startswith("unsealed (root key"), out.stderr
+        assert http_get(srv.url + "/ready")[0] == 200
+        assert sm.get_secret_value(SecretId="app/file")["SecretString"] == "sealed and back"
+    finally:
+        srv.stop()

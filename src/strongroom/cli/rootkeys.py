@@ -213,13 +213,18 @@ data_dir_option = click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=
               help="Read the passphrase, or shares one per line, from this file ('-' for stdin).")
 @click.option("--reset", is_flag=True, help="Forget the shares given so far.")
 def unseal(data_dir: str | None, passphrase_file: str | None, reset: bool) -> None:
-    """Unseal the running server: a passphrase, or one share at a time until the threshold is met."""
+    """Unseal the running server: a passphrase, or one share at a time until the threshold is met.
+
+    A server whose root key comes from a file, PKCS#11 or an external KMS reads it again."""
     root = load_settings(data_dir).data_dir
     status = call(root, "POST", "unseal", {"reset": True}) if reset else call(root, "GET", "status")
     if not status["sealed"]:
         console.print(describe_status(status))
         return
     mode = status.get("unseal", {}).get("mode", "passphrase")
+    if mode == "source":  # a key file, PKCS#11 or an external KMS: read again, nothing to type
+        console.print(describe_status(call(root, "POST", "unseal", {})))
+        return
     lines = read_secret_lines(passphrase_file)
     if mode == "passphrase":
         text = lines[0] if lines else click.prompt("Passphrase", hide_input=True, err=True)

@@ -223,35 +223,49 @@ class RootKeys:
 
     def unseal(self, *, passphrase_text: str | None = None, share: str | None = None,
                reset: bool = False, resume: bool = True) -> dict[str, Any]:
-        """Offer a passphrase or one share; loads the keys once the vault opens. Returns the status."""
+        """Offer a passphrase or one share; loads the keys once the vault opens. Returns the status.
+
+        A source with nothing to type (a key file, PKCS#11, an external KMS) is read again: after
+        `seal`, unsealing such a server needs no restart."""
         with self._lock:
             if reset:
                 self._shares = []
-            if not self.sealed or (passphrase_text is None and share is None):
+            if not self.sealed:
                 return self.status()
             vault = self._vault()
             if vault is None:
-                raise RootKeyError("this strongroom's root key source has nothing to unseal")
-            if share is not None:
-                parsed = shamir.decode_share(share)  # ShareError for a mistyped share: nothing is kept
-                if vault.mode != "shares":
-                    raise passphrase.UnsealError("this strongroom is unsealed with a passphrase, not shares")
-                if any(shamir.decode_share(s)[0] == parsed[0] for s in self._shares):
-                    raise passphrase.UnsealError(f"share {parsed[0]} was already given")
-                self._shares.append(share.strip())
-                if len(self._shares) < vault.threshold:
-                    return self.status()
-                kek = vault.combine(self._shares)
-                self._shares = []  # right or wrong, a full set is used once
+                self.load()
+                if self.sealed:
+                    raise RootKeyError("the root key could not be loaded from its source")
+            elif passphrase_text is None and share is None:
+                return self.status()
             else:
-                kek = vault.derive(passphrase_text or "")
-            vault.check(kek)
-            self._kek = kek
-            self.load()
+                self._open(vault, passphrase_text, share)
+                if self.sealed:
+                    return self.status()
         log.info("unsealed", extra={"root_key_id": self.chain.key_id})
         if resume:
             self.resume_rekey()
         return self.status()
+
+    def _open(self, vault: passphrase.Vault, passphrase_text: str | None, share: str | None) -> None:
+        """Open the vault with a passphrase, or with this share once enough are given; then load."""
+        if share is not None:
+            parsed = shamir.decode_share(share)  # ShareError for a mistyped share: nothing is kept
+            if vault.mode != "shares":
+                raise passphrase.UnsealError("this strongroom is unsealed with a passphrase, not shares")
+            if any(shamir.decode_share(s)[0] == parsed[0] for s in self._shares):
+                raise passphrase.UnsealError(f"share {parsed[0]} was already given")
+            self._shares.append(share.strip())
+            if len(self._shares) < vault.threshold:
+                return
+            kek = vault.combine(self._shares)
+            self._shares = []  # right or wrong, a full set is used once
+        else:
+            kek = vault.derive(passphrase_text or "")
+        vault.check(kek)
+        self._kek = kek
+        self.load()
 
     def seal(self) -> None:
         with self._lock:
@@ -403,6 +417,8 @@ class RootKeys:
             if vault is not None:
                 out["unseal"] = {"mode": vault.mode, "threshold": vault.threshold if vault.mode == "shares" else 1,
                                  "progress": len(self._shares)}
+            else:  # sealed by `strongroom seal`: unsealing reads the key from its source again
+                out["unseal"] = {"mode": "source", "threshold": 0, "progress": 0}
         marker = self._marker() if self.store is not None else None
         if marker is not None:
             out["rekey"] = {
