@@ -48,7 +48,13 @@ def test_fail_closed_refuses_calls_and_changes_nothing(closed: Server, how: str)
     sm.create_secret(Name=name, SecretString="before")
     sm.get_secret_value(SecretId=name)  # today's LastAccessedDate is set before the snapshot
     versions = sm.list_secret_version_ids(SecretId=name)["Versions"]
-    failures_before = metric(scrape(closed), "strongroom_audit_write_failures_total")
+    before = scrape(closed)
+    failures_before = metric(before, "strongroom_audit_write_failures_total")
+    # The metric's outcome is the code the caller saw: each protocol names the fault its own way.
+    refused = {("secretsmanager", "GetSecretValue", "InternalServiceError"): 0.0,
+               ("iam", "CreateUser", "InternalFailure"): 0.0}
+    refused = {k: metric(before, "strongroom_requests_total", service=k[0], operation=k[1], outcome=k[2])
+               for k in refused}
     sqlite = closed.database_url.startswith("sqlite")
     block, unblock = RENAME if how == "rename" else (SQLITE_BLOCK, SQLITE_UNBLOCK) if sqlite else (PG_BLOCK,
                                                                                                      PG_UNBLOCK)
@@ -61,7 +67,11 @@ def test_fail_closed_refuses_calls_and_changes_nothing(closed: Server, how: str)
         request_id, resp, error = invoke(sm, "GetSecretValue", SecretId=name)
         assert error == "InternalServiceError" and resp is None  # the value never left
         assert invoke(iam, "CreateUser", UserName=f"closed-{how}")[2] == "InternalFailure"
-        assert metric(scrape(closed), "strongroom_audit_write_failures_total") > failures_before
+        during = scrape(closed)
+        assert metric(during, "strongroom_audit_write_failures_total") > failures_before
+        for (service, operation, outcome), was in refused.items():
+            assert metric(during, "strongroom_requests_total", service=service, operation=operation,
+                          outcome=outcome) > was, (service, operation, outcome)
     finally:
         run(closed, unblock)
     # Nothing changed while the trail was down.

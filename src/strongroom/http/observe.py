@@ -70,8 +70,7 @@ class Observer:
     async def finish(self, ex: Exchange, response: Any) -> Any:
         outcome = ex.error.code if ex.error else "ok"
         if self.audit is not None and not await self.audit.append(build(self.call(ex))):
-            response = self._internal_error(ex)
-            outcome = "InternalServiceError"
+            response, outcome = self._internal_error(ex)
         svc, op = self._labels(ex)
         metrics.request_answered(svc, op, outcome, time.perf_counter() - ex.started)
         if outcome in _THROTTLED:
@@ -86,14 +85,15 @@ class Observer:
         # operations from its own fixed route table.
         return (ex.service, ex.op_name) if ex.service else ("unknown", "-")
 
-    def _internal_error(self, ex: Exchange) -> Any:
+    def _internal_error(self, ex: Exchange) -> tuple[Any, str]:
+        """The fault the caller gets instead of the response, and its code (the metric's outcome)."""
         err = InternalServiceError(f"An internal error occurred. Request ID: {ex.request_id}")
         headers = {"x-amzn-RequestId": ex.request_id}
         if ex.namespace:  # a query-protocol service (IAM, STS): XML, the code it names the fault with
             qerr = query.as_query_error(err)
             return Response(query.serialize_error(qerr, ex.request_id, ex.namespace), status_code=qerr.status,
-                            media_type=query.XML_TYPE, headers=headers)
-        return json_error(err, ex.request_id)
+                            media_type=query.XML_TYPE, headers=headers), qerr.code
+        return json_error(err, ex.request_id), err.code
 
 
 async def metrics_endpoint(_: Request) -> Response:
