@@ -62,7 +62,10 @@ def load_settings(data_dir: str | os.PathLike[str] | None = None, database_url: 
     file_cfg: dict[str, Any] = {}
     cfg_path = root / CONFIG_FILE
     if cfg_path.exists():
-        file_cfg = tomllib.loads(cfg_path.read_text())
+        try:
+            file_cfg = tomllib.loads(cfg_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{cfg_path} is not valid TOML: {exc}") from None
     server = file_cfg.get("server", {})
     root_key = file_cfg.get("root_key", {})
     url = (

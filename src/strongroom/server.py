@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -61,22 +61,40 @@ def load_root_key(settings: Settings) -> RootKey:
     try:
         keys = RootKeys(settings, store)
         keys.load()
-        unseal_file = os.environ.get("STRONGROOM_PASSPHRASE_FILE")
-        if keys.sealed and unseal_file:
-            lines = [ln.strip() for ln in open(unseal_file, encoding="utf-8").read().splitlines() if ln.strip()]
-            status = keys.status().get("unseal", {})
-            for line in lines if status.get("mode") == "shares" else lines[:1]:
-                if status.get("mode") == "shares":
-                    keys.unseal(share=line, resume=False)
-                else:
-                    keys.unseal(passphrase_text=line, resume=False)
-        if keys.sealed:
-            raise SealedError(SEALED_MESSAGE.replace("run `strongroom unseal`",
-                                                     "set STRONGROOM_PASSPHRASE_FILE for local commands"))
+        unseal_locally(keys)
         keys.store = None  # nothing more to read; the chain keeps the loaded keys
         return keys.chain
     finally:
         store.close()
+
+
+def unseal_locally(keys: RootKeys, ask: Callable[[str], str] | None = None) -> None:
+    """Unseal a passphrase source for a command run without a server: from the file
+    $STRONGROOM_PASSPHRASE_FILE names (the passphrase, or one share per line), else by `ask`ing
+    (a prompt) when given; SealedError if the key stays sealed."""
+    if not keys.sealed:
+        return
+    status = keys.status().get("unseal", {})
+    shares = status.get("mode") == "shares"
+    unseal_file = os.environ.get("STRONGROOM_PASSPHRASE_FILE")
+    if unseal_file:
+        with open(unseal_file, encoding="utf-8") as f:
+            lines = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    elif ask is not None:
+        lines = [ask("Unseal share") for _ in range(int(status.get("threshold", 1)))] if shares else [
+            ask("Passphrase")]
+    else:
+        raise SealedError(SEALED_MESSAGE.replace("run `strongroom unseal`",
+                                                 "set STRONGROOM_PASSPHRASE_FILE for local commands"))
+    for line in lines if shares else lines[:1]:
+        if shares:
+            keys.unseal(share=line, resume=False)
+        else:
+            keys.unseal(passphrase_text=line, resume=False)
+    if keys.sealed:
+        given = keys.status().get("unseal", {})
+        raise SealedError(f"the root key stays sealed: {given.get('progress', 0)} of {given.get('threshold')} "
+                          "shares given" if shares else "the root key stays sealed: no passphrase given")
 
 
 @dataclass

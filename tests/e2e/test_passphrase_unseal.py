@@ -85,9 +85,11 @@ def test_admin_endpoint_needs_the_token(tmp_path: Path, backend: Backend):
         import urllib.error
         import urllib.request
 
+        token = json.loads((tmp_path / "data" / "admin.json").read_text())["token"]
         for headers in ({}, {"x-strongroom-admin-token": "guess"},
-                        {"x-strongroom-admin-token": json.loads((tmp_path / "data" / "admin.json").read_text())
-                         ["token"], "x-forwarded-for": "203.0.113.9"}):
+                        {"x-strongroom-admin-token": token, "x-forwarded-for": "203.0.113.9"},
+                        {"x-strongroom-admin-token": token, "X-Forwarded-Proto": "https"},
+                        {"x-strongroom-admin-token": token, "X-Forwarded-Host": "vault.example.com"}):
             req = urllib.request.Request(srv.url + "/_strongroom/unseal", method="POST", headers=headers,
                                          data=json.dumps({"passphrase": PASSPHRASE}).encode())
             with pytest.raises(urllib.error.HTTPError) as exc:
@@ -118,6 +120,9 @@ def test_shamir_shares_unseal_one_at_a_time(tmp_path: Path, backend: Backend):
         assert bad.returncode == 1 and "mistyped" in bad.stderr
         assert "2 of 3 shares given" in strongroom("unseal", env=srv.env, input=shares[1]).stderr
         sealed_everywhere(srv)
+        # --reset alone forgets the shares given and asks for none (input would be ignored).
+        assert "0 of 3 shares given" in strongroom("unseal", "--reset", env=srv.env, input=shares[2]).stderr
+        strongroom("unseal", env=srv.env, input=shares[4] + "\n" + shares[1])
         assert "unsealed" in strongroom("unseal", env=srv.env, input=shares[2]).stderr
         sm = client(srv, "secretsmanager")
         sm.create_secret(Name="shared", SecretString="three of five")
@@ -179,3 +184,20 @@ def test_a_key_file_server_sealed_by_hand_unseals_without_a_restart(tmp_path: Pa
         assert sm.get_secret_value(SecretId="app/file")["SecretString"] == "sealed and back"
     finally:
         srv.stop()
+
+
+def test_offline_rekey_unseals_from_the_passphrase_file(tmp_path: Path):
+    pf = tmp_path / "passphrase"
+    pf.write_text(PASSPHRASE)
+    init(tmp_path, "--root-key", "passphrase", "--passphrase-file", str(pf))
+    env = {**env_for(tmp_path), "STRONGROOM_PASSPHRASE_FILE": str(pf)}
+    strongroom("iam", "create-user", "dave", env=env)
+    before = tomllib.loads((tmp_path / "data" / "config.toml").read_text())["root_key"]
+    out = strongroom("rekey", "--offline", env=env, input="")  # no prompt: the file unseals
+    assert "done" in out.stderr, out.stderr
+    assert "dave" in strongroom("iam", "list-users", env=env).stdout  # the new key opens with the same file
+    assert tomllib.loads((tmp_path / "data" / "config.toml").read_text())["root_key"]["source"] == before["source"]
+    short = tmp_path / "short"
+    short.write_text("not it\n")
+    wrong = strongroom("iam", "list-users", env={**env, "STRONGROOM_PASSPHRASE_FILE": str(short)}, check=False)
+    assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from strongroom.auth.credentials import create_access_key, create_user, new_account_id
+from strongroom.cli.options import initialized_store, location
 from strongroom.crypto.rootkey import RootKey
 from strongroom.storage import Tx, iam_store
 
@@ -75,9 +76,7 @@ def account() -> None:
 
 
 @account.command("create")
-@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-              help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
-@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL.")
+@location
 @click.option("--name", default="account", show_default=True, help="A name for people.")
 @click.option("--profile", help="Write the new admin key as this AWS profile (else print it once).")
 @click.option("--region", default="us-east-1", show_default=True, help="Region for the profile.")
@@ -89,10 +88,9 @@ def create(data_dir: str | None, database_url: str | None, name: str, profile: s
     from strongroom.config import load_settings
     from strongroom.server import load_root_key
     from strongroom.audit.local import LocalTrail
-    from strongroom.storage import open_store
 
     settings = load_settings(data_dir, database_url)
-    store = open_store(settings.database_url)
+    store = initialized_store(settings)
     trail = LocalTrail.for_settings(store, settings, command="strongroom account create")
     try:
         new = create_account_recorded(store, load_root_key(settings), name, trail)
@@ -110,15 +108,12 @@ def create(data_dir: str | None, database_url: str | None, name: str, profile: s
 
 
 @account.command("list")
-@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-              help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
-@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL.")
+@location
 def list_accounts(data_dir: str | None, database_url: str | None) -> None:
     """List the deployment's accounts."""
     from strongroom.config import load_settings
-    from strongroom.storage import open_store
 
-    store = open_store(load_settings(data_dir, database_url).database_url)
+    store = initialized_store(load_settings(data_dir, database_url))
     try:
         with store.read() as tx:
             for row in tx.list_accounts():

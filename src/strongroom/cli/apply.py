@@ -31,6 +31,7 @@ import click
 import yaml
 
 from strongroom.cli.accounts import create_account_recorded
+from strongroom.cli.options import location
 from strongroom.errors import AwsError
 
 
@@ -169,9 +170,7 @@ def load_document(text: str) -> dict[str, Any]:
 
 @click.command("apply")
 @click.argument("file", type=click.File("r"))
-@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-              help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
-@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL.")
+@location
 @click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
 def apply(file: Any, data_dir: str | None, database_url: str | None, dry_run: bool) -> None:
     """Make accounts, users, roles and policies match FILE (YAML or JSON), idempotently."""

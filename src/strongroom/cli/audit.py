@@ -7,44 +7,30 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from strongroom.audit.settings import audit_settings
 from strongroom.audit.signing import SigningKeyError, load_private, load_public, public_pem
 from strongroom.audit.verify import verify as verify_trail
+from strongroom.cli.options import initialized_store, location
+from strongroom.cli.output import console, fail, out
 from strongroom.config import Settings, load_settings
-from strongroom.storage import Store, open_store
+from strongroom.storage import Store
 from strongroom.storage import audit_store as q
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
-    sys.exit(2)
-
-
-def location(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL",
-                     help="Database URL [env: STRONGROOM_DATABASE_URL].")(f)
-    f = click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-                     help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")(f)
-    return f
 
 
 @contextlib.contextmanager
 def open_trail(data_dir: str | None, database_url: str | None) -> Iterator[tuple[Settings, Store]]:
     settings = load_settings(data_dir, database_url)
-    store = open_store(settings.database_url)
+    store = initialized_store(settings)
     try:
         yield settings, store
     finally:
@@ -134,7 +120,7 @@ def verify(ctx: click.Context, data_dir: str | None, database_url: str | None, p
         try:
             key = load_public(path)
         except (OSError, SigningKeyError) as exc:
-            _fail(f"cannot load the public key from {path}: {exc}")
+            fail(f"cannot load the public key from {path}: {exc}", 2)
         report = verify_trail(store, key)
     for problem in report.problems:
         click.echo(f"TAMPERED {problem}")
@@ -161,7 +147,7 @@ def public_key_cmd(ctx: click.Context, data_dir: str | None, database_url: str |
     try:
         pem = public_pem(load_private(path).public_key())
     except SigningKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc), 2)
     if output:
         Path(output).write_bytes(pem)
         console.print(f"public key written to {output}")

@@ -10,34 +10,22 @@ header names that key so a restore can say which one is missing.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
-from rich.console import Console
 
 from strongroom import __version__
+from strongroom.cli.options import data_dir_option, database_option, initialized_store
+from strongroom.cli.output import console, fail
 from strongroom.config import Settings, load_settings
 from strongroom.crypto.backupfile import BackupError, BackupWriter, WrongRootKey, read_header, read_plaintext
 from strongroom.crypto.rootkey import RootKey, RootKeyError
 from strongroom.storage import open_store, snapshot
 from strongroom.storage.migrate import head_revision, upgrade
 
-console = Console(stderr=True, soft_wrap=True)
-
-data_dir_option = click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-                               help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
-database_option = click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL",
-                               help="Database URL, sqlite:///... or postgresql://... [env: STRONGROOM_DATABASE_URL].")
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
-    sys.exit(1)
 
 
 def _root_key(settings: Settings, *, needed_for: str) -> RootKey:
@@ -46,7 +34,7 @@ def _root_key(settings: Settings, *, needed_for: str) -> RootKey:
     try:
         return load_root_key(settings)
     except RootKeyError as exc:
-        _fail(f"{needed_for} needs the root key: {exc}")
+        fail(f"{needed_for} needs the root key: {exc}")
 
 
 @click.command()
@@ -61,14 +49,16 @@ def backup(data_dir: str | None, database_url: str | None, file: Path) -> None:
     settings = load_settings(data_dir, database_url)
     root = _root_key(settings, needed_for="a backup")
     if file.exists():
-        _fail(f"{file} exists; choose a new file name")
-    store = open_store(settings.database_url, pool_size=1)
+        fail(f"{file} exists; choose a new file name")
+    if not file.absolute().parent.is_dir():
+        fail(f"{file.absolute().parent} is not a directory; create it first")
+    store = initialized_store(settings, pool_size=1)
     writer = None
     try:
         with store.snapshot() as tx:
             revision = MigrationContext.configure(tx.conn).get_current_revision()
             if revision is None:
-                _fail("the database holds no strongroom schema (run `strongroom init` or `strongroom migrate`)")
+                fail("the database holds no strongroom schema (run `strongroom init` or `strongroom migrate`)")
             writer = BackupWriter(file, root, schema_revision=revision, source_backend=store.engine.dialect.name,
                                   created=time.time(), strongroom_version=__version__)
             for line in snapshot.dump(tx, revision):
@@ -98,7 +88,7 @@ def restore(data_dir: str | None, database_url: str | None, force: bool, file: P
     try:
         header = read_header(file)
     except (BackupError, OSError) as exc:
-        _fail(f"cannot read {file}: {exc}")
+        fail(f"cannot read {file}: {exc}")
     root = _root_key(settings, needed_for=f"restoring (the backup was made under root key {header.root_key_id})")
     store = open_store(settings.database_url, pool_size=1)
     try:
@@ -106,20 +96,20 @@ def restore(data_dir: str | None, database_url: str | None, force: bool, file: P
         revision, lines = snapshot.read_revision(chunks)  # decrypts the first segment: checks the key now
         if not snapshot.is_empty(store):
             if not force:
-                _fail("the database is not empty; restore into an empty one, or pass --force to replace it")
+                fail("the database is not empty; restore into an empty one, or pass --force to replace it")
             snapshot.drop_everything(store)
         try:
             upgrade(store, revision or "head")
         except CommandError:
-            _fail(f"the backup's schema revision {revision} is unknown to this strongroom {__version__} "
+            fail(f"the backup's schema revision {revision} is unknown to this strongroom {__version__} "
                   f"(its latest is {head_revision(store)}): restore with the release that made it, or a newer one")
         counts = snapshot.load(store, lines)
         upgrade(store)  # a backup of an older release: bring its data up to this release's schema
     except WrongRootKey as exc:
-        _fail(f"wrong root key: {exc}. Configure the root key the backup was made under "
+        fail(f"wrong root key: {exc}. Configure the root key the backup was made under "
               f"({header.root_key_id}) and try again")
     except (BackupError, snapshot.SnapshotError) as exc:
-        _fail(f"cannot restore {file}: {exc}")
+        fail(f"cannot restore {file}: {exc}")
     finally:
         store.close()
     console.print(f"restored {sum(counts.values())} rows in {len(counts)} tables from {file} "

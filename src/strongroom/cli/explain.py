@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from strongroom.auth import policy
+from strongroom.cli.options import initialized_store, location
 from strongroom.context import Principal, RequestContext
 from strongroom.services.iam.principals import load_policies, to_engine
 from strongroom.services.secretsmanager.access import condition_context
@@ -67,9 +68,7 @@ def explain_request(store: Store, principal_arn: str, action: str, resource: str
 
 
 @click.command("explain")
-@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-              help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
-@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL.")
+@location
 @click.option("--principal", "principal_arn", required=True, help="User, role or assumed-role ARN.")
 @click.option("--action", required=True, help="For example secretsmanager:GetSecretValue.")
 @click.option("--resource", required=True, help="Resource ARN (a secret's full or partial ARN, or *).")
@@ -85,7 +84,6 @@ def explain(data_dir: str | None, database_url: str | None, principal_arn: str, 
     policy and tags — the same evaluation the server runs. Exits 0 when allowed, 1 when denied.
     """
     from strongroom.config import load_settings
-    from strongroom.storage import open_store
 
     extra: dict[str, Any] = {}
     for pair in pairs:
@@ -93,7 +91,7 @@ def explain(data_dir: str | None, database_url: str | None, principal_arn: str, 
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--context")
         extra[key] = _context_value(value)
-    store = open_store(load_settings(data_dir, database_url).database_url)
+    store = initialized_store(load_settings(data_dir, database_url))
     try:
         request, result = explain_request(store, principal_arn, action, resource, extra, region)
     finally:

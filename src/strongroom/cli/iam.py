@@ -16,13 +16,14 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from strongroom.cli import awsprofile
+from strongroom.cli.options import initialized_store, location
+from strongroom.cli.output import console, fail, out
 from strongroom.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, load_settings
 from strongroom.auth.authorize import ROOT_POLICIES
 from strongroom.cli.apply import apply
@@ -33,27 +34,16 @@ from strongroom.errors import AwsError
 from strongroom.http.shapes import parse_input, service_model
 from strongroom.server import load_root_key
 from strongroom.services.iam import IAM, Deps
-from strongroom.storage import Store, open_store
+from strongroom.storage import Store
 from strongroom.storage.migrate import EMPTY, NEWER, schema_state
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
-    sys.exit(1)
 
 
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """--data-dir, --database, --account and --json, shared by every command."""
     f = click.option("--json", "as_json", is_flag=True, help="Print the AWS-shaped response as JSON.")(f)
     f = click.option("--account", help="Account id (default: the first account, made by `strongroom init`).")(f)
-    f = click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL",
-                     help="Database URL [env: STRONGROOM_DATABASE_URL].")(f)
-    f = click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-                     help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")(f)
-    return f
+    return location(f)
 
 
 class RootRunner:
@@ -135,19 +125,19 @@ def _cli_trail(store: Store) -> Any:
 def open_data(opts: dict[str, Any]) -> Iterator[tuple[Store, RootKey]]:
     """The store (schema checked) and root key named by --data-dir/--database."""
     settings = load_settings(opts["data_dir"], opts["database_url"])
+    store = initialized_store(settings)
     try:
-        root = load_root_key(settings)
-    except RootKeyError as exc:
-        _fail(str(exc))
-    store = open_store(settings.database_url)
-    try:
+        try:
+            root = load_root_key(settings)
+        except RootKeyError as exc:
+            fail(str(exc))
         schema = schema_state(store)
         if schema.state == EMPTY:
-            _fail("the database holds no strongroom schema; run `strongroom init` (or `strongroom migrate`)")
+            fail("the database holds no strongroom schema; run `strongroom init` (or `strongroom migrate`)")
         if not schema.usable:
             # Only an older schema is refused: this release would read tables or columns it
             # does not have yet.
-            _fail(f"the database schema (revision {schema.current}) is older than this release "
+            fail(f"the database schema (revision {schema.current}) is older than this release "
                   f"(revision {schema.head}); run `strongroom migrate`")
         if schema.state == NEWER:
             # A newer release expanded the schema mid rolling upgrade; expand migrations only add,
@@ -171,11 +161,11 @@ def call(opts: dict[str, Any], operation: str, request: dict[str, Any]) -> dict[
         accounts = [a["account_id"] for a in accounts_of(store)]
         account = opts["account"] or (accounts[0] if accounts else None)
         if account is None or account not in accounts:
-            _fail("name an existing account with --account" if accounts else "run `strongroom init` first")
+            fail("name an existing account with --account" if accounts else "run `strongroom init` first")
         try:
             return RootRunner(store, root)(account, operation, request)
         except AwsError as err:
-            _fail(f"{err.code}: {err.message}")
+            fail(f"{err.code}: {err.message}")
 
 
 def _plain(value: Any) -> Any:
@@ -327,7 +317,7 @@ def create_role(role_name: str, trust_policy: str | None, trusted: tuple[str, ..
                 description: str | None, path: str, **opts: Any) -> None:
     """Create a role that the given accounts or principals may assume."""
     if bool(trust_policy) == bool(trusted):
-        _fail("give exactly one of --trust-policy or --trust")
+        fail("give exactly one of --trust-policy or --trust")
     if trust_policy:
         text = document(trust_policy)
     else:

@@ -6,10 +6,11 @@ import os
 import sys
 
 import click
-from rich.console import Console
 
 from strongroom import __version__
 from strongroom.cli import awsprofile
+from strongroom.cli.options import data_dir_option, database_option
+from strongroom.cli.output import console, expected_error, fail
 from strongroom.cli.accounts import account, create_account_with_admin
 from strongroom.cli import backup as backup_commands
 from strongroom.cli import iam as iam_commands
@@ -26,32 +27,12 @@ from strongroom.storage import open_store
 from strongroom.storage import migrate as migrate_state
 from strongroom.storage.migrate import schema_state, upgrade
 
-console = Console(stderr=True, soft_wrap=True)
-
-data_dir_option = click.option(
-    "--data-dir",
-    envvar="STRONGROOM_DATA_DIR",
-    type=click.Path(file_okay=False),
-    help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].",
-)
-database_option = click.option(
-    "--database",
-    "database_url",
-    envvar="STRONGROOM_DATABASE_URL",
-    help="Database URL, sqlite:///... (default: in the data directory) or postgresql://... "
-    "[env: STRONGROOM_DATABASE_URL].",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="strongroom")
 def cli() -> None:
     """strongroom: a self-hosted secrets manager that speaks the AWS Secrets Manager API."""
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    sys.exit(1)
 
 
 @cli.command()
@@ -77,7 +58,7 @@ def init(data_dir: str | None, database_url: str | None, region: str, profile: s
     try:  # the root key source: file (default), passphrase, pkcs11 or kms; recorded in config.toml
         root = rootkey_cli.init_root_key(settings, dict(root_key_options))
     except (RootKeyError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     store = open_store(settings.database_url)
     try:
@@ -87,7 +68,7 @@ def init(data_dir: str | None, database_url: str | None, region: str, profile: s
                 console.print(f"strongroom is already initialized in {settings.data_dir}")
                 return
             if root is None:
-                _fail("the root key is sealed: pass --passphrase-file to finish initializing")
+                fail("the root key is sealed: pass --passphrase-file to finish initializing")
                 return
             new = create_account_with_admin(tx, root, "main")
             account_id, key_id, secret = new.account_id, new.access_key_id, new.secret_access_key
@@ -130,15 +111,15 @@ def serve(data_dir: str | None, database_url: str | None, host: str, port: int, 
     from strongroom.server import configure_logging, create_app, open_runtime
 
     if bool(tls_cert) != bool(tls_key):
-        _fail("--tls-cert and --tls-key go together")
+        fail("--tls-cert and --tls-key go together")
     settings = load_settings(data_dir, database_url)
     configure_logging(log_level.upper())
     if workers > 1 and settings.root_key.get("source") == "passphrase":
-        _fail("a passphrase root key is unsealed in one process: serve it with --workers 1")
+        fail("a passphrase root key is unsealed in one process: serve it with --workers 1")
     try:
         rt = open_runtime(settings)
     except RootKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     from strongroom.http import admin
 
@@ -225,7 +206,13 @@ cli.add_command(usage)
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except Exception as exc:  # noqa: BLE001 - an expected failure is one line; any other keeps its traceback
+        message = expected_error(exc)
+        if message is None:
+            raise
+        fail(message)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,10 @@ from typing import Any
 
 import click
 
+from strongroom.cli.options import data_dir_option, database_option, initialized_store
+from strongroom.cli.output import console, fail
 from strongroom.cli.rootkeys import (
-    _fail,
     call,
-    console,
-    data_dir_option,
     describe_status,
     print_shares,
     server_running,
@@ -24,7 +23,7 @@ from strongroom.crypto.rootkey import RootKeyError
 
 @click.command()
 @data_dir_option
-@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL", help="Database URL (--offline).")
+@database_option
 @source_options("--to")
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10_000),
               help="Values re-wrapped per transaction.")
@@ -67,7 +66,7 @@ def rekey(data_dir: str | None, database_url: str | None, batch_size: int, pause
     while True:
         progress = status.get("rekey", {})
         if progress.get("error"):
-            _fail(f"the rekey stopped: {progress['error']} (fix the cause, then run `strongroom rekey` "
+            fail(f"the rekey stopped: {progress['error']} (fix the cause, then run `strongroom rekey` "
                   "again to resume)")
         if progress.get("state") == "done":
             break
@@ -76,7 +75,7 @@ def rekey(data_dir: str | None, database_url: str | None, batch_size: int, pause
             console.print(line)
             last = line
         if not progress.get("active"):
-            _fail("the rekey is not running on the server; run `strongroom rekey` again to resume it")
+            fail("the rekey is not running on the server; run `strongroom rekey` again to resume it")
         time.sleep(0.5)
         status = call(root, "GET", "status")
     _show(status)
@@ -102,30 +101,24 @@ def _show(status: dict[str, Any]) -> None:
 
 def _offline(settings: Any, target: dict[str, Any] | None, batch_size: int, pause: float) -> dict[str, Any]:
     from strongroom.rootkeys.manager import RootKeys
-    from strongroom.storage import open_store
+    from strongroom.server import unseal_locally
 
     if server_running(settings.data_dir):
-        _fail("a strongroom server is running on this data directory; rekey online (without --offline)")
-    store = open_store(settings.database_url)
+        fail("a strongroom server is running on this data directory; rekey online (without --offline)")
+    store = initialized_store(settings)
     try:
         keys = RootKeys(settings, store)
         keys.load()
-        if keys.sealed:
-            mode = keys.status().get("unseal", {})
-            if mode.get("mode") == "shares":
-                for _ in range(int(mode["threshold"])):
-                    keys.unseal(share=click.prompt("Unseal share", hide_input=True, err=True), resume=False)
-            else:
-                keys.unseal(passphrase_text=click.prompt("Passphrase", hide_input=True, err=True), resume=False)
+        unseal_locally(keys, lambda what: str(click.prompt(what, hide_input=True, err=True)))
         status = keys.start_rekey(target, batch_size=batch_size, pause=pause)
         assert keys.job is not None
         keys.job.thread.join()
         final = keys.status()
         if keys.job.error:
-            _fail(f"the rekey stopped: {keys.job.error}; run `strongroom rekey --offline` again to resume")
+            fail(f"the rekey stopped: {keys.job.error}; run `strongroom rekey --offline` again to resume")
         return {**final, "shares": status.get("shares", [])}
     except RootKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
 
@@ -133,13 +126,12 @@ def _offline(settings: Any, target: dict[str, Any] | None, batch_size: int, paus
 def _finish(settings: Any) -> None:
     """Delete the hand-off straight in the database: it needs no key, so no server either."""
     from strongroom.rootkeys.manager import finish_handoff
-    from strongroom.storage import open_store
 
-    store = open_store(settings.database_url)
+    store = initialized_store(settings)
     try:
         count = finish_handoff(store)
     except RootKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
     console.print("the database's copy of the new root key was deleted" if count else

@@ -14,23 +14,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
 
+from strongroom.cli.options import data_dir_option
+from strongroom.cli.output import console, fail
 from strongroom.config import Settings, load_settings
 from strongroom.crypto.rootkey import RootKey, RootKeyError
 from strongroom.rootkeys import configfile, sources
 from strongroom.rootkeys.sources import Spec
 
-console = Console(stderr=True, soft_wrap=True)
 ADMIN_FILE = "admin.json"
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
-    sys.exit(1)
 
 
 # -- choosing a source (init, rekey --to) ------------------------------------------------
@@ -162,7 +157,7 @@ def _admin(data_dir: Path) -> dict[str, Any] | None:
 def call(data_dir: Path, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     admin = _admin(data_dir)
     if admin is None:
-        _fail(f"no running strongroom server found for {data_dir} (no {ADMIN_FILE}); start `strongroom serve`")
+        fail(f"no running strongroom server found for {data_dir} (no {ADMIN_FILE}); start `strongroom serve`")
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(admin["url"] + "/_strongroom/" + path, data=data, method=method,
                                  headers={"x-strongroom-admin-token": admin["token"],
@@ -177,9 +172,9 @@ def call(data_dir: Path, method: str, path: str, body: dict[str, Any] | None = N
             message = json.loads(err.read()).get("message", "")
         except ValueError:
             message = err.reason
-        _fail(message)
+        fail(message)
     except OSError as exc:
-        _fail(f"cannot reach the strongroom server at {admin['url']}: {exc}")
+        fail(f"cannot reach the strongroom server at {admin['url']}: {exc}")
 
 
 def server_running(data_dir: Path) -> bool:
@@ -203,22 +198,21 @@ def describe_status(status: dict[str, Any]) -> str:
     return f"unsealed (root key {status.get('root_key_id')}, {status.get('description')})"
 
 
-data_dir_option = click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False),
-                               help="Directory holding strongroom's state [env: STRONGROOM_DATA_DIR].")
 
 
 @click.command()
 @data_dir_option
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Read the passphrase, or shares one per line, from this file ('-' for stdin).")
-@click.option("--reset", is_flag=True, help="Forget the shares given so far.")
+@click.option("--reset", is_flag=True,
+              help="Forget the shares given so far (then read shares only from --passphrase-file).")
 def unseal(data_dir: str | None, passphrase_file: str | None, reset: bool) -> None:
     """Unseal the running server: a passphrase, or one share at a time until the threshold is met.
 
     A server whose root key comes from a file, PKCS#11 or an external KMS reads it again."""
     root = load_settings(data_dir).data_dir
     status = call(root, "POST", "unseal", {"reset": True}) if reset else call(root, "GET", "status")
-    if not status["sealed"]:
+    if not status["sealed"] or (reset and passphrase_file is None):  # --reset alone only forgets
         console.print(describe_status(status))
         return
     mode = status.get("unseal", {}).get("mode", "passphrase")

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from strongroom.cli.options import initialized_store, location
 from strongroom.config import load_settings
-from strongroom.storage import open_store, rotation_store
+from strongroom.storage import rotation_store
 from strongroom.storage import tables as t
 
 out = Console(soft_wrap=True)
@@ -30,13 +31,12 @@ def rotation() -> None:
 
 
 @rotation.command()
-@click.option("--data-dir", envvar="STRONGROOM_DATA_DIR", type=click.Path(file_okay=False))
-@click.option("--database", "database_url", envvar="STRONGROOM_DATABASE_URL")
+@location
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(data_dir: str | None, database_url: str | None, as_json: bool) -> None:
     """Every secret's latest rotation: token, next step, attempts, last error, next retry."""
     settings = load_settings(data_dir, database_url)
-    store = open_store(settings.database_url)
+    store = initialized_store(settings)
     try:
         with store.read() as tx:
             names = {r.id: (r.name, r.arn) for r in tx.conn.execute(select(t.secrets.c.id, t.secrets.c.name,

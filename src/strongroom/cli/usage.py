@@ -8,18 +8,18 @@ import time
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from strongroom.audit.catalog import secret_name
-from strongroom.cli.audit import location, open_trail
+from strongroom.cli.audit import open_trail
+from strongroom.cli.options import location
+from strongroom.cli.output import out
 from strongroom.storage import audit_store as q
 from strongroom.storage.stats import secret_uses
 
 SECRET_MONTH = 0.40  # USD per secret per month (AWS Secrets Manager list price)
 PER_10K_CALLS = 0.05  # USD per 10,000 API calls
 SOURCE = "secretsmanager.amazonaws.com"
-out = Console()
 
 
 def _day(ts: float | None) -> str | None:

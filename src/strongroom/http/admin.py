@@ -45,7 +45,7 @@ ADMIN_FILE = "admin.json"
 TOKEN_HEADER = "x-strongroom-admin-token"
 PREFIX = "/_strongroom"
 _LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
-_FORWARDING = ("forwarded", "x-forwarded-for", "x-real-ip")
+_FORWARDED = ("forwarded", "x-real-ip", "x-forwarded-")  # names, and the prefix of every X-Forwarded-*
 MAX_BODY = 64 * 1024
 
 
@@ -77,7 +77,7 @@ def _allowed(request: Request, token: str) -> bool:
     client = request.client
     if client is None or client.host not in _LOOPBACK:
         return False
-    if any(h in request.headers for h in _FORWARDING):
+    if any(name.startswith(_FORWARDED) for name in request.headers):  # Starlette's names are lower case
         return False
     presented = request.headers.get(TOKEN_HEADER, "")
     return hmac.compare_digest(presented.encode(), token.encode())
