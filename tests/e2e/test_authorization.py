@@ -200,3 +200,19 @@ def test_second_account_needs_both_sides_to_allow(server, sm, name, second_accou
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"},
          "Action": "secretsmanager:GetSecretValue", "Resource": "*"}))
     assert denied(other_sm.get_secret_value, SecretId=managed) == "Access to KMS is not allowed"
+
+
+def test_a_users_tags_are_its_principal_tags(server, iam, sm, name):
+    """As on AWS: an IAM user's tags are the aws:PrincipalTag keys of the requests it signs."""
+    arn = sm.create_secret(Name=name, SecretString="for the blue team", Tags=[{"Key": "team", "Value": "blue"}])["ARN"]
+    same_team = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+                 "Condition": {"StringEquals": {"secretsmanager:ResourceTag/team": "${aws:PrincipalTag/team}"}}}
+    user = unique("tagged")
+    iam.create_user(UserName=user, Tags=[{"Key": "team", "Value": "blue"}])
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=policy(same_team))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    user_sm = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                            region_name="us-east-1").client("secretsmanager", endpoint_url=server.url)
+    assert user_sm.get_secret_value(SecretId=arn)["SecretString"] == "for the blue team"
+    iam.tag_user(UserName=user, Tags=[{"Key": "team", "Value": "red"}])  # a tag change takes effect
+    denied(user_sm.get_secret_value, SecretId=arn)

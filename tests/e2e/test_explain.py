@@ -48,3 +48,28 @@ def test_explain_uses_context_keys(server: Server):
     args = ("iam", "explain", "--principal", user_arn, "--action", "secretsmanager:ListSecrets", "--resource", "*")
     assert strongroom(*args, "--context", "aws:SourceIp=10.1.2.3", env=server.env, check=False).returncode == 0
     assert strongroom(*args, "--context", "aws:SourceIp=192.0.2.1", env=server.env, check=False).returncode == 1
+
+
+def test_explain_reads_the_principals_tags_and_ids_from_iam(server: Server, sm, name):
+    iam = server.client("iam")
+    arn = sm.create_secret(Name=name, SecretString="v", Tags=[{"Key": "team", "Value": "blue"}])["ARN"]
+    same_team = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+        "Condition": {"StringEquals": {"secretsmanager:ResourceTag/team": "${aws:PrincipalTag/team}"}}}]})
+    role = f"blue-{uuid.uuid4().hex[:8]}"
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust,
+                               Tags=[{"Key": "team", "Value": "blue"}])["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="same-team", PolicyDocument=same_team)
+    user = f"blue-{uuid.uuid4().hex[:8]}"
+    user_arn = iam.create_user(UserName=user, Tags=[{"Key": "team", "Value": "blue"}])["User"]["Arn"]
+    iam.put_user_policy(UserName=user, PolicyName="same-team", PolicyDocument=same_team)
+    for principal in (role_arn, user_arn):
+        out = strongroom("iam", "explain", "--principal", principal, "--action", "secretsmanager:GetSecretValue",
+                         "--resource", arn, env=server.env, check=False)
+        assert out.returncode == 0 and "Decision: Allow" in out.stdout, (principal, out.stdout, out.stderr)
+    nobody = user_arn.rsplit("/", 1)[0] + "/nobody-" + uuid.uuid4().hex[:6]
+    out = strongroom("iam", "explain", "--principal", nobody, "--action", "secretsmanager:GetSecretValue",
+                     "--resource", arn, env=server.env, check=False)
+    assert out.returncode == 1 and "no such user" in out.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import string
@@ -169,16 +170,7 @@ class CredentialResolver:
         if key is None or user is None or key.status != "Active":
             raise UnrecognizedClientException(UNRECOGNIZED)
         secret = self.root.unwrap(key.secret_wrapped, access_key_purpose(access_key_id)).decode()
-        principal = Principal(
-            account_id=key.account_id,
-            arn=user_arn(user.account_id, user.path, user.user_name),
-            principal_id=user.user_id,
-            access_key_id=access_key_id,
-            type="IAMUser",
-            name=user.user_name,
-            is_admin=user.is_admin,
-        )
-        return Credential(secret, principal)
+        return Credential(secret, user_principal(user, access_key_id))
 
     def _load_session(self, access_key_id: str) -> Credential:
         with self.store.read() as tx:
@@ -211,6 +203,20 @@ class CredentialResolver:
             transitive_tag_keys=tuple(session.transitive_tag_keys),
         )
         return Credential(secret, principal, token_hash=session.token_hash, expiration=session.expiration)
+
+
+def user_principal(user: UserRecord, access_key_id: str = "") -> Principal:
+    """The caller a user's access key makes: its tags are the request's aws:PrincipalTag keys."""
+    return Principal(
+        account_id=user.account_id,
+        arn=user_arn(user.account_id, user.path, user.user_name),
+        principal_id=user.user_id,
+        access_key_id=access_key_id,
+        type="IAMUser",
+        name=user.user_name,
+        tags={t["Key"]: t["Value"] for t in json.loads(user.tags or "[]")},
+        is_admin=user.is_admin,
+    )
 
 
 def assumed_role_arn(account_id: str, role_name: str, session_name: str) -> str:

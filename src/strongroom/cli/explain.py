@@ -10,28 +10,42 @@ from typing import Any
 import click
 
 from strongroom.auth import policy
+from strongroom.auth.credentials import assumed_role_arn, user_principal
 from strongroom.cli.options import initialized_store, location
 from strongroom.context import Principal, RequestContext
 from strongroom.services.iam.principals import load_policies, to_engine
 from strongroom.services.secretsmanager.access import condition_context
-from strongroom.storage import Store
+from strongroom.storage import Store, iam_store
 
 _USER = re.compile(r"^arn:aws:iam::(\d{12}):user(/.*/|/)([^/]+)$")
 _ROLE = re.compile(r"^arn:aws:iam::(\d{12}):role(?:/.*)?/([^/]+)$")
 _SESSION = re.compile(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 
 
-def principal_from_arn(arn: str) -> Principal:
-    """A Principal for a user, role or role-session ARN, as the server would build it."""
+def principal_from_arn(store: Store, arn: str) -> Principal:
+    """A Principal for a user, role or role-session ARN, as the server builds it from IAM (ids and
+    tags); a principal IAM does not know is named by its ARN alone, with a warning."""
     if m := _USER.match(arn):
+        with store.read() as tx:
+            user = tx.get_user(m[1], m[3])
+        if user is not None:
+            return user_principal(user)
+        click.echo(f"warning: no such user in IAM: {arn} (its tags and id are unknown)", err=True)
         return Principal(account_id=m[1], arn=arn, principal_id="", access_key_id="", type="IAMUser", name=m[3])
     for pattern in (_ROLE, _SESSION):
         if m := pattern.match(arn):
-            account, role = m[1], m[2]
+            account, role_name = m[1], m[2]
             session = m[3] if pattern is _SESSION else "explain"
-            return Principal(account_id=account, arn=f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
-                             principal_id="", access_key_id="", type="AssumedRole", role_name=role,
-                             role_arn=f"arn:aws:iam::{account}:role/{role}", session_name=session)
+            with store.read() as tx:
+                role = iam_store.get_role(tx.conn, account, role_name)
+            if role is None:
+                click.echo(f"warning: no such role in IAM: {role_name} (its tags and id are unknown)", err=True)
+            return Principal(account_id=account, arn=assumed_role_arn(account, role_name, session),
+                             principal_id=f"{role.role_id}:{session}" if role else "", access_key_id="",
+                             type="AssumedRole", name=session,
+                             tags={t["Key"]: t["Value"] for t in role.tags} if role else {},
+                             role_name=role_name, session_name=session,
+                             role_arn=role.arn if role else f"arn:aws:iam::{account}:role/{role_name}")
     raise click.BadParameter(f"not a user, role or assumed-role ARN: {arn}", param_hint="--principal")
 
 
@@ -44,7 +58,7 @@ def _context_value(text: str) -> Any:
 
 def explain_request(store: Store, principal_arn: str, action: str, resource: str,
                     extra: dict[str, Any], region: str) -> tuple[policy.Request, policy.EvaluationResult]:
-    principal = principal_from_arn(principal_arn)
+    principal = principal_from_arn(store, principal_arn)
     identity, session = load_policies(store, principal)
     ctx = RequestContext(principal=principal, region=region, request_id=str(uuid.uuid4()))
     secret = None
