@@ -228,3 +228,15 @@ def test_binary_values_travel_as_base64(server):
     assert base64.b64decode(got.json["SecretBinary"]) == b"\x00\x01\xfe"
     assert isinstance(got.json["CreatedDate"], (int, float))
     call(server, "secretsmanager.DeleteSecret", {"SecretId": name, "ForceDeleteWithoutRecovery": True})
+
+
+def test_missing_authentication_on_lambdas_routes_is_403(server):
+    import json
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(server.url + "/2015-03-31/functions/", timeout=10)
+    assert exc.value.code == 403
+    assert exc.value.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert json.loads(exc.value.read()) == {"message": "Missing Authentication Token"}

@@ -99,6 +99,11 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
             return _json(200, result, ex.request_id)
         except AwsError as err:
             ex.error = err
+            if err.code == "MissingAuthenticationTokenException":
+                # Lambda's front door answers an unsigned request 403, in its own words (the
+                # JSON services answer 400).
+                return _json(403, {"message": "Missing Authentication Token"}, ex.request_id,
+                             {"x-amzn-ErrorType": err.code})
             return _json(err.status, {"Type": "User", "message": err.message}, ex.request_id,
                          {"x-amzn-ErrorType": err.code})
         except Exception as exc:  # noqa: BLE001 - one place unexpected faults become a 500
