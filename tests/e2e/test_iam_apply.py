@@ -65,3 +65,17 @@ def test_apply_refuses_a_malformed_file(server: Server, tmp_path):
     result = strongroom("iam", "apply", str(path), env=server.env, check=False)
     assert result.returncode != 0
     assert "needs an `id` or a `name`" in result.stderr
+
+
+def test_dry_run_shows_what_a_new_account_would_hold(server: Server, tmp_path):
+    name = f"planned-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "new-account.yaml"
+    path.write_text(yaml.safe_dump({"accounts": [{"name": name, "users": [{"name": "carol"}],
+                                                  "roles": [{"name": "deployer", "trust": {
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}}]}]}))
+    dry = strongroom("iam", "apply", str(path), "--dry-run", env=server.env)
+    assert f"~ would create account {name}" in dry.stdout
+    assert "~ would create user carol" in dry.stdout and "~ would create role deployer" in dry.stdout
+    assert "3 change(s) planned" in dry.stdout and "nothing to change" not in dry.stdout
+    assert name not in strongroom("account", "list", env=server.env).stdout  # nothing was made

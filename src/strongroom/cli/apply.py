@@ -185,10 +185,15 @@ def apply(file: Any, data_dir: str | None, database_url: str | None, dry_run: bo
             match = [a["account_id"] for a in known
                      if a["account_id"] == str(spec.get("id", "")) or (not spec.get("id") and a["name"] == spec["name"])]
             if not match:
-                if spec.get("id") or dry_run:
-                    click.echo(f"+ create account {spec.get('id') or spec['name']}")
-                    if spec.get("id"):
-                        raise click.ClickException(f"account {spec['id']} does not exist; name it by `name` to create it")
+                if spec.get("id"):
+                    raise click.ClickException(f"account {spec['id']} does not exist; name it by `name` to create it")
+                if dry_run:  # nothing to compare with: everything the file names would be created
+                    new_account = f"new account {spec['name']}"
+                    plan.add(f"create account {spec['name']}", new_account, "", {})
+                    for kind, items in (("policy", spec.get("policies")), ("user", spec.get("users")),
+                                        ("role", spec.get("roles"))):
+                        for item in items or []:
+                            plan.add(f"create {kind} {item['name']}", new_account, "", {})
                     continue
                 new = create_account_recorded(store, root, spec["name"], run.trail)
                 click.echo(f"+ created account {new.account_id} ({spec['name']}); admin key "
