@@ -61,3 +61,15 @@ def test_files_and_endpoints_that_are_not_there(tmp_path: Path, initialized: dic
     bad.write_text("accounts: [\n")
     refused(run(initialized, "iam", "apply", str(bad)), "not valid YAML")
     refused(run(initialized, "functions", "list", "--endpoint-url", "http://127.0.0.1:1"), "Could not connect")
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--root-key", "passphrase", "--shares", "2", "--threshold", "3"], ["--threshold <= --shares"]),
+    (["--shares", "3", "--threshold", "2"], ["--shares, --threshold go with the passphrase source"]),
+    (["--root-key", "passphrase", "--threshold", "2"], ["--threshold needs --shares"]),
+    (["--root-key", "kms", "--pkcs11-module", "/x.so", "--kms-key-id", "k"], ["--pkcs11-module go with the pkcs11"]),
+])
+def test_init_refuses_options_that_cannot_work_before_writing_anything(tmp_path: Path, options, words):
+    data = tmp_path / "data"
+    refused(run(env_for(tmp_path), "init", "--endpoint-url", "http://127.0.0.1:1", *options), *words)
+    assert not data.exists()

@@ -51,6 +51,11 @@ def init(data_dir: str | None, database_url: str | None, region: str, profile: s
     Running it again on an initialized data directory changes nothing.
     """
     settings = load_settings(data_dir, database_url)
+    try:
+        rootkey_cli.check_source_options(str(root_key_options.get("source") or settings.root_key_source),
+                                         dict(root_key_options))
+    except RootKeyError as exc:
+        fail(str(exc))
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not settings.config_path.exists():
         settings.config_path.write_text(f'[server]\nregion = "{region}"\n')

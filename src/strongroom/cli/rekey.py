@@ -11,6 +11,7 @@ from strongroom.cli.options import data_dir_option, database_option, initialized
 from strongroom.cli.output import console, fail
 from strongroom.cli.rootkeys import (
     call,
+    check_source_options,
     describe_status,
     print_shares,
     server_running,
@@ -52,6 +53,10 @@ def rekey(data_dir: str | None, database_url: str | None, batch_size: int, pause
     if finish:
         _finish(settings)
         return
+    try:
+        check_source_options(opts.get("source") or settings.root_key_source, opts)
+    except RootKeyError as exc:
+        fail(str(exc))
     target = spec_from_options(opts["source"], opts, confirm=True) if opts.get("source") else None
     if offline:
         status = _offline(settings, target, batch_size, pause)

@@ -69,6 +69,25 @@ def read_secret_lines(path: str | None) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+_SOURCE_OPTIONS = {"passphrase": ("passphrase_file", "shares", "threshold"),
+                   "pkcs11": ("pkcs11_module", "pkcs11_token_label", "pkcs11_key_label", "pkcs11_pin_env"),
+                   "kms": ("kms_endpoint_url", "kms_key_id", "kms_region", "kms_profile")}
+
+
+def check_source_options(source: str, o: dict[str, Any]) -> None:
+    """Refuse options that belong to another source, or share counts that cannot work, before
+    anything is written."""
+    for owner, names in _SOURCE_OPTIONS.items():
+        given = [n for n in names if o.get(n)]
+        if given and owner != source:
+            flags = ", ".join("--" + n.replace("_", "-") for n in given)
+            raise RootKeyError(f"{flags} go with the {owner} source, not {source}")
+    if o.get("threshold") and not o.get("shares"):
+        raise RootKeyError("--threshold needs --shares")
+    if o.get("shares") and not 1 <= (o.get("threshold") or o["shares"]) <= o["shares"]:
+        raise RootKeyError("need 1 <= --threshold <= --shares <= 255")
+
+
 def spec_from_options(source: str, o: dict[str, Any], *, confirm: bool) -> Spec:
     """The spec (and, for a passphrase source, the passphrase or share counts) the options describe."""
     spec: Spec = {"source": source}
