@@ -73,3 +73,10 @@ def test_init_refuses_options_that_cannot_work_before_writing_anything(tmp_path:
     data = tmp_path / "data"
     refused(run(env_for(tmp_path), "init", "--endpoint-url", "http://127.0.0.1:1", *options), *words)
     assert not data.exists()
+
+
+def test_serve_on_a_directory_never_initialized_creates_nothing(tmp_path: Path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused(run(env_for(tmp_path), "serve", "--data-dir", str(empty), "--port", "1"), "strongroom init")
+    assert list(empty.iterdir()) == []

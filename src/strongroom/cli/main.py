@@ -121,6 +121,10 @@ def serve(data_dir: str | None, database_url: str | None, host: str, port: int, 
     configure_logging(log_level.upper())
     if workers > 1 and settings.root_key.get("source") == "passphrase":
         fail("a passphrase root key is unsealed in one process: serve it with --workers 1")
+    if not settings.root_key and not settings.root_key_path.exists():
+        # Nothing was ever initialized here: say so before a database is created and migrated.
+        fail(f"{settings.data_dir} holds no strongroom root key: run `strongroom init` first "
+             "(or name the data directory with --data-dir)")
     try:
         rt = open_runtime(settings)
     except RootKeyError as exc:
