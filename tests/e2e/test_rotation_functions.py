@@ -365,6 +365,32 @@ def test_unsatisfiable_requirements_are_refused_at_upload(rserver: Server, role:
     assert "requirements.txt" in exc.value.response["Error"]["Message"]
 
 
+def test_the_execution_role_must_exist_and_trust_lambda(rserver: Server, role: str) -> None:
+    lam, iam = rserver.client("lambda"), rserver.client("iam")
+    account = role.split(":")[4]
+    not_for_lambda = iam.create_role(RoleName=f"people-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}))["Role"]["Arn"]
+    code = {"ZipFile": zipped({"lambda_function.py": "def lambda_handler(e, c):\n    return 1\n"})}
+    name = f"roled-{uuid.uuid4().hex[:6]}"
+    other_account = "000000000000" if account != "000000000000" else "111111111111"
+    for bad in (f"arn:aws:iam::{account}:role/no-such-role-{uuid.uuid4().hex[:6]}", not_for_lambda,
+                role.replace(account, other_account)):
+        with pytest.raises(ClientError) as exc:
+            lam.create_function(FunctionName=name, Runtime="python3.12", Role=bad,
+                                Handler="lambda_function.lambda_handler", Code=code)
+        err = exc.value.response["Error"]
+        assert (err["Code"], err["Message"]) == ("InvalidParameterValueException",
+                                                 "The role defined for the function cannot be assumed by Lambda."), bad
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="lambda_function.lambda_handler",
+                        Code=code)
+    with pytest.raises(ClientError) as exc:
+        lam.update_function_configuration(FunctionName=name, Role=not_for_lambda)
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert lam.get_function_configuration(FunctionName=name)["Role"] == role  # nothing changed
+    lam.delete_function(FunctionName=name)
+
+
 # -- one rotation at a time across server processes ------------------------------------------------------
 STEP_LOGGER = '''
 import json, os, time

@@ -23,9 +23,32 @@ from strongroom.rotation.functions import (
     code_sha256_b64,
     function_arn,
 )
-from strongroom.rotation.invoke import log_result
+from strongroom.rotation.invoke import ROLE_ARN, log_result
+from strongroom.storage import iam_store
 
 HANDLER = re.compile(r"^[^\s]+\.[^\s]+$")
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _trusts_lambda(trust_policy: str) -> bool:
+    """Whether a trust policy has an Allow of sts:AssumeRole for the Lambda service."""
+    try:
+        statements = _listed(json.loads(trust_policy).get("Statement", []))
+    except (ValueError, AttributeError):
+        return False
+    for st in statements:
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
+            continue
+        if not any(a in ("sts:AssumeRole", "sts:*", "*") for a in _listed(st.get("Action", []))):
+            continue
+        principal = st.get("Principal")
+        if principal == "*" or (isinstance(principal, dict)
+                                and "lambda.amazonaws.com" in _listed(principal.get("Service", []))):
+            return True
+    return False
 
 
 def _err(code: str, status: int, message: str) -> AwsError:
@@ -93,7 +116,7 @@ class Functions:
                 raise invalid("Handler must be module.function")
             fn.handler = req["Handler"]
         if "Role" in req:
-            if not re.match(r"^arn:aws:iam::\d{12}:role/", req["Role"]):
+            if not self._lambda_may_assume(fn.account_id, str(req["Role"])):
                 raise invalid("The role defined for the function cannot be assumed by Lambda.")
             fn.role = req["Role"]
         if "Timeout" in req:
@@ -109,6 +132,16 @@ class Functions:
         if "Environment" in req:
             fn.environment = dict((req["Environment"] or {}).get("Variables") or {})
         fn.last_modified = time.time()
+
+    def _lambda_may_assume(self, account_id: str, role_arn: str) -> bool:
+        """As Lambda checks at CreateFunction and UpdateFunctionConfiguration: the role exists in
+        the function's account and its trust policy lets lambda.amazonaws.com assume it."""
+        m = ROLE_ARN.fullmatch(role_arn)
+        if m is None or m[1] != account_id:
+            return False
+        with self.registry.store.read() as tx:
+            role = iam_store.get_role(tx.conn, account_id, m[3])
+        return role is not None and _trusts_lambda(role.assume_role_policy)
 
     def _set_code(self, fn: FunctionRecord, zipped: Any) -> None:
         code = base64.b64decode(zipped) if isinstance(zipped, str) else bytes(zipped)
