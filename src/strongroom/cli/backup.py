@@ -27,7 +27,6 @@ from strongroom.storage import open_store, snapshot
 from strongroom.storage.migrate import head_revision, upgrade
 
 
-
 def _root_key(settings: Settings, *, needed_for: str) -> RootKey:
     from strongroom.server import load_root_key
 

@@ -38,7 +38,6 @@ from strongroom.storage import Store
 from strongroom.storage.migrate import EMPTY, NEWER, schema_state
 
 
-
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """--data-dir, --database, --account and --json, shared by every command."""
     f = click.option("--json", "as_json", is_flag=True, help="Print the AWS-shaped response as JSON.")(f)

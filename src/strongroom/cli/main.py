@@ -28,7 +28,6 @@ from strongroom.storage import migrate as migrate_state
 from strongroom.storage.migrate import schema_state, upgrade
 
 
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="strongroom")
 def cli() -> None:

@@ -217,8 +217,6 @@ def describe_status(status: dict[str, Any]) -> str:
     return f"unsealed (root key {status.get('root_key_id')}, {status.get('description')})"
 
 
-
-
 @click.command()
 @data_dir_option
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, allow_dash=True),
