@@ -29,6 +29,8 @@ def parse(text: str) -> tuple[dict[str, Any] | None, list[Finding]]:
         doc = json.loads(text)
     except ValueError as exc:
         return None, [Finding("Syntax", f"The policy is not valid JSON: {exc.msg} at position {exc.pos}.")]
+    except RecursionError:  # nested deeper than the parser goes: no policy is
+        return None, [Finding("Syntax", "The policy is nested too deeply.")]
     if not isinstance(doc, dict):
         return None, [Finding("Syntax", "The policy must be a JSON object.")]
     return doc, grammar_findings(doc, resource_policy=True)

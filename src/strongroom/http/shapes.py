@@ -55,6 +55,12 @@ class _Checker:
             shown = "'***'"
         self.errors.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
 
+    def _present(self, shape: Shape, value: Any, path: str) -> Any:
+        """A list item or map value: null is not a value there (a structure's null member is absent)."""
+        if value is None:
+            self.fail(path, None, "Member must not be null")
+        return self.convert(shape, value, path)
+
     def convert(self, shape: Shape, value: Any, path: str) -> Any:
         t = shape.type_name
         m = shape.metadata
@@ -75,11 +81,11 @@ class _Checker:
             if not isinstance(value, list):
                 raise _type_error("a list", value)
             self._length(len(value), m, path, value)
-            return [self.convert(shape.member, v, f"{path}.{i + 1}.member") for i, v in enumerate(value)]
+            return [self._present(shape.member, v, f"{path}.{i + 1}.member") for i, v in enumerate(value)]
         if t == "map":
             if not isinstance(value, dict):
                 raise _type_error("a map", value)
-            return {k: self.convert(shape.value, v, f"{path}.{k}") for k, v in value.items()}
+            return {k: self._present(shape.value, v, f"{path}.{k}") for k, v in value.items()}
         if t == "string":
             if not isinstance(value, str):
                 raise _type_error("String", value)

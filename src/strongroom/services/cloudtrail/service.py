@@ -80,7 +80,10 @@ def _before(req: dict[str, Any], token: str | None) -> int | None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        before, fp = int(data["b"]), data["f"]
+        before, fp = data["b"], data["f"]
+        # An event's seq: a whole number in the database's integer range (the token is not signed).
+        if isinstance(before, bool) or not isinstance(before, int) or not 0 <= before < 2**63:
+            raise ValueError
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise _error("InvalidNextTokenException", "Invalid NextToken.") from None
     if fp != _fingerprint(req):  # a token belongs to the query that produced it

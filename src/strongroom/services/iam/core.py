@@ -154,7 +154,7 @@ def page(items: list[T], key: Callable[[T], str], req: dict[str, Any], result_ke
 def _load(text: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise MalformedPolicyDocument("Syntax errors in policy.") from None
     if not isinstance(doc, dict):
         raise MalformedPolicyDocument("Syntax errors in policy.")

@@ -19,6 +19,7 @@ from strongroom.errors import InvalidMarkerException
 
 T = TypeVar("T")
 _KEY = hashlib.sha256(b"strongroom/kms-marker/v1").digest()
+_INVALID = "The request was rejected because the marker is not valid."
 
 
 def _encode(kind: str, after: Any) -> str:
@@ -37,7 +38,7 @@ def _decode(marker: str, kind: str) -> Any:
             raise ValueError
         return state["a"]
     except (ValueError, TypeError, KeyError, UnicodeError, AttributeError):
-        raise InvalidMarkerException("The request was rejected because the marker is not valid.") from None
+        raise InvalidMarkerException(_INVALID) from None
 
 
 def page(items: Sequence[T], sort_key: Callable[[T], Any], req: dict[str, Any], kind: str, *,
@@ -49,7 +50,10 @@ def page(items: Sequence[T], sort_key: Callable[[T], Any], req: dict[str, Any], 
     ordered = sorted(items, key=sort_key)
     if "Marker" in req:
         after = _decode(req["Marker"], kind)
-        ordered = [i for i in ordered if _jsonable(sort_key(i)) > after]
+        try:  # signed, but never trusted blindly: a position of another type names no item
+            ordered = [i for i in ordered if _jsonable(sort_key(i)) > after]
+        except TypeError:
+            raise InvalidMarkerException(_INVALID) from None
     chunk = ordered[:limit]
     if len(ordered) > limit:
         return chunk, {"Truncated": True, "NextMarker": _encode(kind, _jsonable(sort_key(chunk[-1])))}

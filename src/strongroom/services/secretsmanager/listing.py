@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from strongroom.context import RequestContext
-from strongroom.errors import InvalidParameterException
+from strongroom.errors import InvalidNextTokenException, InvalidParameterException
 from strongroom.services.secretsmanager import filters, paging
 from strongroom.services.secretsmanager.access import authorize
 from strongroom.services.secretsmanager.core import Deps, labels_by_version, summary
@@ -18,6 +19,18 @@ _SORT_FIELDS = {
     "last-changed-date": lambda s: s.last_changed_date,
     "name": lambda s: s.name,
 }
+_ID_LIMIT = 2**63
+
+
+def _position_valid(value: Any, last_id: Any, sort_by: str) -> bool:
+    """A position a token can name: the sort column's type (text for names, a finite number for
+    dates) and a row id within the database's integer range."""
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 <= last_id < _ID_LIMIT:
+        return False
+    if sort_by == "name":
+        return isinstance(value, str)
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and abs(value) < 1e15)
 
 
 def page_of_secrets(
@@ -43,6 +56,8 @@ def page_of_secrets(
         marker = state.get("a")
         if state.get("s") != [order, sort_by] or not isinstance(marker, list) or len(marker) != 2:
             raise InvalidParameterException("The NextToken doesn't match the request's SortOrder and SortBy.")
+        if not _position_valid(marker[0], marker[1], sort_by):  # signed, but never trusted blindly
+            raise InvalidNextTokenException("The NextToken value is invalid.")
         after = (marker[0], marker[1])
     limit = max_results or DEFAULT_PAGE
     page: list[SecretRecord] = []
