@@ -94,3 +94,109 @@ def test_tokens_naming_positions_of_the_wrong_type_are_invalid(server: Server):
     for raw in [*tokens, b'{"b": Infinity, "f": "x"}']:
         with pytest.raises(trail.exceptions.InvalidNextTokenException):
             trail.lookup_events(NextToken=base64.urlsafe_b64encode(raw).decode())
+
+
+# -- Lambda's REST routes ------------------------------------------------------------------------
+def lambda_call(server: Server, method: str, path: str, body: bytes = b"",
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    from tests.e2e.support import credentials
+
+    req = AWSRequest(method=method, url=server.url + path, data=body,
+                     headers={"Content-Type": "application/json", **(headers or {})})
+    SigV4Auth(credentials(server), "lambda", "us-east-1").add_auth(req)
+    target = urlsplit(server.url)
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=dict(req.headers.items()))
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_lambda_requests_are_checked_against_the_model(server: Server):
+    from tests.e2e.rotation_support import execution_role, zipped
+
+    role = execution_role(server)
+    code = base64.b64encode(zipped({"lambda_function.py": "def lambda_handler(e, c):\n    return e\n"})).decode()
+    name = f"checked-{uuid.uuid4().hex[:6]}"
+    valid = {"FunctionName": name, "Runtime": "python3.12", "Role": role,
+             "Handler": "lambda_function.lambda_handler", "Code": {"ZipFile": code}}
+    base = "/2015-03-31/functions"
+
+    def create(body: bytes) -> tuple[int, str]:
+        status, headers, _ = lambda_call(server, "POST", base, body)
+        return status, headers.get("x-amzn-errortype", "")
+
+    refused = [
+        (b"[]", "InvalidRequestContentException"),
+        (b"1", "InvalidRequestContentException"),
+        (b'{"FunctionName": "' + b"[" * 10 + b'"' + b"[" * 3000, "InvalidRequestContentException"),
+        (json.dumps({**valid, "Timeout": "abc"}).encode(), "InvalidRequestContentException"),
+        (json.dumps({**valid, "Timeout": 10**30}).encode(), "InvalidRequestContentException"),
+        (json.dumps({**valid, "Description": "\ud800"}).encode(), "InvalidRequestContentException"),
+        (json.dumps({**valid, "Code": {"ZipFile": "not base64!!"}}).encode(), "InvalidRequestContentException"),
+        (json.dumps({**valid, "Environment": {"Variables": {"APP": 1}}}).encode(), "InvalidRequestContentException"),
+        (json.dumps({**valid, "Environment": {"Variables": {"APP": "x\u0000y"}}}).encode(),
+         "InvalidParameterValueException"),
+        (json.dumps({**valid, "Environment": {"Variables": {"STRONGROOM_WEBHOOK_URL": "file:///etc/hostname"}}}).encode(),
+         "InvalidParameterValueException"),
+        (json.dumps({**valid, "Environment": {"Variables": {"STRONGROOM_WEBHOOK_URL": "data:text/plain,hi"}}}).encode(),
+         "InvalidParameterValueException"),
+        (json.dumps({**valid, "FunctionName": "arn:foo"}).encode(), "InvalidParameterValueException"),
+        (json.dumps({**valid, "FunctionName": "a" * 200}).encode(), "ValidationException"),
+        (json.dumps({**valid, "FunctionName": 7}).encode(), "InvalidRequestContentException"),
+    ]
+    for body, code_name in refused:
+        assert create(body) == (400, code_name), body[:120]
+    status, _, listing = lambda_call(server, "GET", base + "/")
+    assert status == 200 and name not in listing.decode()  # nothing was made
+
+    # A member the model does not name is dropped, whatever it holds (it once broke the audit record).
+    assert create(json.dumps({**valid, "Foo": 10**30, "Bar": {"x": [None]}}).encode())[0] == 201
+    status, headers, _ = lambda_call(server, "POST", f"{base}/{name}/invocations", b"{}",
+                                     {"X-Amz-Invocation-Type": "Bogus"})
+    assert (status, headers.get("x-amzn-errortype")) == (400, "ValidationException")
+    status, _, _ = lambda_call(server, "GET", f"{base}/{name}", b"[]")  # a body on a read is not read
+    assert status == 200
+    status, headers, _ = lambda_call(server, "PUT", f"{base}/{name}/configuration", b'{"Description": null}')
+    assert status == 200  # a null member is an absent member
+    for body in (b"[]", b'{"Timeout": true}', b'{"Handler": 1}'):
+        status, headers, _ = lambda_call(server, "PUT", f"{base}/{name}/configuration", body)
+        assert (status, headers.get("x-amzn-errortype")) == (400, "InvalidRequestContentException"), body
+    status, headers, _ = lambda_call(server, "POST", f"{base}/{name}/policy",
+                                     b'{"StatementId": null, "Action": "lambda:InvokeFunction", "Principal": "x"}')
+    assert status == 400, headers
+    assert lambda_call(server, "DELETE", f"{base}/{name}")[0] == 204
+
+
+def test_lambda_paths_and_methods_it_does_not_have_answer_in_its_shape(server: Server):
+    for method, path in (("GET", "/2015-03-31/functions/fn/configuration/x/y/z"),
+                         ("GET", "/2015-03-31/functions/fn/policy/x/y"),
+                         ("PATCH", "/2015-03-31/functions/fn"), ("OPTIONS", "/2015-03-31/functions")):
+        status, headers, body = lambda_call(server, method, path)
+        assert (status, headers.get("x-amzn-errortype")) == (404, "ResourceNotFoundException"), (method, path)
+        assert json.loads(body)["message"]
+
+
+def test_a_function_that_scribbles_over_its_result_fails_alone(server: Server):
+    from tests.e2e.rotation_support import execution_role, zipped
+
+    lam = server.client("lambda")
+    name = f"scribbler-{uuid.uuid4().hex[:6]}"
+    source = ("import os\n\ndef lambda_handler(e, c):\n"
+              "    with open(os.environ['_STRONGROOM_RESULT'], 'w') as f:\n        f.write(e['write'])\n"
+              "    os._exit(0)\n")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=execution_role(server),
+                        Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped({"lambda_function.py": source})})
+    for written in ("[1]", "{nope"):
+        out = lam.invoke(FunctionName=name, Payload=json.dumps({"write": written}).encode())
+        assert out["StatusCode"] == 200 and out["FunctionError"] == "Unhandled"
+        assert json.loads(out["Payload"].read())["errorType"] == "Runtime.InvalidResult"
+    lam.delete_function(FunctionName=name)

@@ -39,12 +39,12 @@ def role(rserver: Server) -> str:
 def test_lambda_api_create_get_list_update_delete(rserver: Server, role: str) -> None:
     lam = rserver.client("lambda")
     name = f"fn-{uuid.uuid4().hex[:8]}"
-    arn = create_rotator(rserver, name, role, {"A": "1"})
+    arn = create_rotator(rserver, name, role, {"APP_A": "1"})
     assert arn.endswith(f":function:{name}") and arn.startswith("arn:aws:lambda:")
     got = lam.get_function(FunctionName=name)["Configuration"]
-    assert got["Handler"] == "lambda_function.lambda_handler" and got["Environment"]["Variables"] == {"A": "1"}
+    assert got["Handler"] == "lambda_function.lambda_handler" and got["Environment"]["Variables"] == {"APP_A": "1"}
     assert name in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
-    lam.update_function_configuration(FunctionName=name, Timeout=30, Environment={"Variables": {"B": "2"}})
+    lam.update_function_configuration(FunctionName=name, Timeout=30, Environment={"Variables": {"APP_B": "2"}})
     assert lam.get_function(FunctionName=name)["Configuration"]["Timeout"] == 30
     lam.update_function_code(FunctionName=name, ZipFile=zipped({"lambda_function.py":
                                                                 "def lambda_handler(e, c):\n    return e\n"}))

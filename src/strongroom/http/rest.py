@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,11 +19,37 @@ from starlette.routing import Route
 from strongroom.errors import AwsError, InternalServiceError, SerializationException
 from strongroom.http.app import Gateway, _authenticate, _read_body
 from strongroom.http.exchange import Exchange
+from strongroom.http.shapes import parse_input, service_model
 from strongroom.services.functions import Functions
 
 log = logging.getLogger("strongroom.http")
 BASE = "/2015-03-31/functions"
 _HIDDEN = ("ZipFile", "Code", "Environment")  # never copied into the audit trail
+
+
+_WITH_BODY = frozenset({"CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "AddPermission"})
+
+
+def _body(body: bytes) -> dict[str, Any]:
+    """A JSON object body; strict as the JSON services are (orjson: UTF-8, no lone surrogates,
+    no NaN, bounded nesting), so every value can go into the audit record."""
+    try:
+        parsed = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise AwsError("Could not parse request body into json", code="InvalidRequestContentException",
+                       status=400)
+    return parsed
+
+
+def _validated(op: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as botocore's lambda model defines them: types, lengths, patterns and enums
+    checked, members the model does not name dropped."""
+    try:
+        return parse_input(service_model("lambda").operation_model(op), params)
+    except SerializationException as err:  # Lambda names a body of the wrong shape this way
+        raise AwsError(err.message, code="InvalidRequestContentException", status=400) from None
 
 
 def _json(status: int, body: Any, request_id: str, extra: dict[str, str] | None = None) -> Response:
@@ -49,6 +76,8 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
               ("GET", "x", "configuration"): "GetFunctionConfiguration", ("GET", "x", "policy"): "GetPolicy",
               ("DELETE", "x", "policy/"): "RemovePermission",
               }.get((method, "x" if name else None, sub + ("/" if statement_id else "")))
+        if "rest" in request.path_params:  # deeper than any Lambda path
+            op = None
         ex.op_name = op or "-"
         try:
             body = await _read_body(request)
@@ -58,18 +87,19 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
             ctx = await anyio.to_thread.run_sync(_authenticate, gateway, ex, ex.wire(body), functions)
             ex.ctx = ctx
             if op == "Invoke":
-                status, headers, payload = await anyio.to_thread.run_sync(
-                    functions.invoke, ctx, name, body, request.headers.get("x-amz-invocation-type", "RequestResponse"),
-                    request.headers.get("x-amz-log-type", "None"))
+                params = _validated(op, {"FunctionName": name,
+                                         "InvocationType": request.headers.get("x-amz-invocation-type",
+                                                                               "RequestResponse"),
+                                         "LogType": request.headers.get("x-amz-log-type", "None")})
                 ex.params = {"FunctionName": name}
+                status, headers, payload = await anyio.to_thread.run_sync(
+                    functions.invoke, ctx, name, body, params["InvocationType"], params["LogType"])
                 return Response(payload, status_code=status, media_type="application/json",
                                 headers={"x-amzn-RequestId": ex.request_id, **headers})
-            try:
-                req = json.loads(body) if body else {}
-            except ValueError:
-                raise SerializationException("The request body is not valid JSON.") from None
-            ex.params = {k: v for k, v in {**req, "FunctionName": name or req.get("FunctionName")}.items()
-                         if k not in _HIDDEN}
+            req = _validated(op, {**(_body(body) if op in _WITH_BODY else {}),
+                                  **({"FunctionName": name} if name else {}),
+                                  **({"StatementId": statement_id} if statement_id else {})})
+            ex.params = {k: v for k, v in req.items() if k not in _HIDDEN}
             result: Any
             if op == "CreateFunction":
                 result = await anyio.to_thread.run_sync(functions.create_function, ctx, req)
@@ -113,8 +143,8 @@ def lambda_routes(gateway: Gateway, functions: Functions) -> list[Route]:
             return _json(500, {"Type": "Service", "message": ex.error.message}, ex.request_id,
                          {"x-amzn-ErrorType": "ServiceException"})
 
-    methods = ["GET", "POST", "PUT", "DELETE"]
-    return [Route(BASE, handle, methods=methods), Route(BASE + "/", handle, methods=methods),
-            Route(BASE + "/{name}", handle, methods=methods),
-            Route(BASE + "/{name}/{sub}", handle, methods=methods),
-            Route(BASE + "/{name}/{sub}/{sid}", handle, methods=methods)]
+    # Every method and every deeper path too: what Lambda does not have is its 404, in its shape.
+    methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    return [Route(path, handle, methods=methods)
+            for path in (BASE, BASE + "/", BASE + "/{name}", BASE + "/{name}/{sub}", BASE + "/{name}/{sub}/{sid}",
+                         BASE + "/{rest:path}")]

@@ -36,6 +36,7 @@ from strongroom.storage import tables as t
 log = logging.getLogger("strongroom.functions")
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ARN = re.compile(r"^arn:aws:lambda:([a-z0-9-]+):(\d{12}):function:([a-zA-Z0-9_-]{1,64})(?::\$LATEST)?$")
+WEBHOOK_URL = "STRONGROOM_WEBHOOK_URL"  # the environment variable that makes a function a webhook
 RUNTIMES = ("python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
 MAX_ZIP = 50 * 1024 * 1024
 # What Lambda's Python runtime provides without packaging: boto3 and what it needs.
@@ -72,7 +73,7 @@ class FunctionRecord:
 
     @property
     def webhook_url(self) -> str | None:
-        return self.environment.get("STRONGROOM_WEBHOOK_URL")
+        return self.environment.get(WEBHOOK_URL)
 
 
 class FunctionRegistry:

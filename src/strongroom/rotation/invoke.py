@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -29,7 +31,7 @@ from typing import Any
 
 from strongroom.auth.credentials import new_access_key_id, new_secret_access_key, session_purpose, token_hash
 from strongroom.crypto.rootkey import RootKey
-from strongroom.rotation.functions import FunctionRecord, FunctionRegistry
+from strongroom.rotation.functions import WEBHOOK_URL, FunctionRecord, FunctionRegistry
 from strongroom.services.sts.service import ROLE_ARN
 from strongroom.storage import Store, iam_store
 from strongroom.storage.iam_store import SessionRecord
@@ -131,7 +133,13 @@ def run_python(registry: FunctionRegistry, fn: FunctionRecord, event: Any, crede
         if not result.exists():
             return Outcome(error={"errorMessage": f"the function exited with status {proc.returncode}",
                                   "errorType": "Runtime.ExitError"}, log_tail=_tail(out))
-        data = json.loads(result.read_text(encoding="utf-8"))
+        try:  # the function's own process wrote it: it may have written anything there
+            data = json.loads(result.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError
+        except (ValueError, RecursionError):
+            return Outcome(error={"errorMessage": "the function's result could not be read",
+                                  "errorType": "Runtime.InvalidResult"}, log_tail=_tail(out))
     if not data.get("ok"):
         return Outcome(error={k: data.get(k) for k in ("errorMessage", "errorType", "stackTrace")},
                        log_tail=_tail(out))
@@ -147,8 +155,36 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+def webhook_url_problem(url: str | None) -> str | None:
+    """Why `url` cannot be a webhook function's address (None when it can, or is absent): only
+    http(s) to a host, never a local file or inline data."""
+    if url is None:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(
+            c in url for c in "\r\n\t "):
+        return f"{WEBHOOK_URL} must be an http:// or https:// URL"
+    return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A webhook answers where it was asked: a redirect is its answer, not a new address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def run_webhook(fn: FunctionRecord, event: Any) -> Outcome:
     url = fn.webhook_url or ""
+    problem = webhook_url_problem(url)
+    if problem:  # stored before this check existed
+        return Outcome(error={"errorMessage": problem, "errorType": "Webhook.InvalidURL"})
     body = json.dumps(event).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Strongroom-Timestamp": timestamp,
@@ -158,13 +194,13 @@ def run_webhook(fn: FunctionRecord, event: Any) -> Outcome:
         headers["X-Strongroom-Signature"] = "sha256=" + sign(secret, timestamp, body)
     req = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=fn.timeout) as resp:  # noqa: S310 - operator-configured URL
+        with _OPENER.open(req, timeout=fn.timeout) as resp:  # http(s) only: webhook_url_problem
             text = resp.read(1024 * 1024).decode("utf-8", "replace")
     except urllib.error.HTTPError as err:
         detail = err.read(512).decode("utf-8", "replace")
         return Outcome(error={"errorMessage": f"webhook answered HTTP {err.code}: {detail}",
                               "errorType": "Webhook.HTTPError"})
-    except OSError as err:
+    except (OSError, http.client.HTTPException) as err:
         return Outcome(error={"errorMessage": f"webhook unreachable: {type(err).__name__}: {err}",
                               "errorType": "Webhook.Unreachable"})
     try:

@@ -16,17 +16,20 @@ from strongroom.context import RequestContext
 from strongroom.errors import AwsError
 from strongroom.rotation.dispatch import FunctionInvoker
 from strongroom.rotation.functions import (
+    ARN,
     NAME,
     RUNTIMES,
+    WEBHOOK_URL,
     FunctionRecord,
     FunctionRegistry,
     code_sha256_b64,
     function_arn,
 )
-from strongroom.rotation.invoke import ROLE_ARN, log_result
+from strongroom.rotation.invoke import ROLE_ARN, log_result, webhook_url_problem
 from strongroom.storage import iam_store
 
 HANDLER = re.compile(r"^[^\s]+\.[^\s]+$")
+ENV_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")
 
 
 def _listed(value: Any) -> list[Any]:
@@ -77,7 +80,12 @@ class Functions:
 
     def _arn(self, ctx: RequestContext, name: str) -> str:
         if name.startswith("arn:"):
-            return name.removesuffix(":$LATEST")
+            m = ARN.match(name)
+            if m is None:  # a version or alias qualifier: only $LATEST exists here
+                raise invalid(f"Only the $LATEST version is supported: {name}")
+            if (m[1], m[2]) != (ctx.region, ctx.account_id):  # another account's or region's function
+                raise not_found(name)
+            return function_arn(*m.groups())
         if not NAME.match(name):
             raise invalid(f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy "
                           "constraint: Member must satisfy regular expression pattern")
@@ -130,7 +138,15 @@ class Functions:
         if "Description" in req:
             fn.description = req["Description"]
         if "Environment" in req:
-            fn.environment = dict((req["Environment"] or {}).get("Variables") or {})
+            variables = dict((req["Environment"] or {}).get("Variables") or {})
+            for key, value in variables.items():
+                # What a process environment can hold: Lambda's name pattern, no NUL in a value.
+                if not ENV_NAME.fullmatch(key) or "\0" in value:
+                    raise invalid(f"Environment variable {key!r} is not a valid name and value")
+            problem = webhook_url_problem(variables.get(WEBHOOK_URL))
+            if problem:
+                raise invalid(problem)
+            fn.environment = variables
         fn.last_modified = time.time()
 
     def _lambda_may_assume(self, account_id: str, role_arn: str) -> bool:
@@ -256,7 +272,7 @@ class Functions:
         fn = self._load(ctx, name, "InvokeFunction", with_code=True)
         try:
             event = json.loads(payload or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _err("InvalidRequestContentException", 400, "Could not parse request body into json") from None
         if invocation_type == "DryRun":
             return 204, {}, b""
