@@ -5,6 +5,8 @@ wrong type. Each now gets its AWS error (4xx) and changes nothing."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 
@@ -200,3 +202,40 @@ def test_a_function_that_scribbles_over_its_result_fails_alone(server: Server):
         assert out["StatusCode"] == 200 and out["FunctionError"] == "Unhandled"
         assert json.loads(out["Payload"].read())["errorType"] == "Runtime.InvalidResult"
     lam.delete_function(FunctionName=name)
+
+
+def test_second_round_of_hostile_input(server: Server, sm, secret: str):
+    import urllib.error
+    import urllib.request
+
+    from botocore.exceptions import ClientError
+
+    from strongroom.services.secretsmanager import paging
+
+    # A cron expression for a date that never comes.
+    reply = call(server, "secretsmanager.RotateSecret", {
+        "SecretId": secret, "RotateImmediately": False,
+        "RotationLambdaARN": "arn:aws:lambda:us-east-1:123456789012:function:nowhere",
+        "RotationRules": {"ScheduleExpression": "cron(0 0 31 2 ? *)"}})
+    assert (reply.status, reply.error) == (400, "InvalidParameterException"), reply.json
+    assert "never occurs" in reply.json["message"]
+    # Tokens nested deeper than the JSON parser goes (the signed one signed with the public key:
+    # 12 bytes of MAC, then the JSON).
+    deep = b"[" * 990 + b"]" * 990
+    mac = hmac.new(paging._KEY, deep, hashlib.sha256).digest()[:12]
+    reply = call(server, "secretsmanager.ListSecrets", {"NextToken": base64.urlsafe_b64encode(mac + deep).decode()})
+    assert (reply.status, reply.error) == (400, "InvalidNextTokenException"), reply.json
+    trail = server.client("cloudtrail")
+    with pytest.raises(trail.exceptions.InvalidNextTokenException):
+        trail.lookup_events(NextToken=base64.urlsafe_b64encode(deep).decode())
+    # A presigned query dated in the year 9999: refused before any date arithmetic overflows.
+    url = (server.url + "/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+           "&X-Amz-SignedHeaders=host&X-Amz-Signature=" + "0" * 64 + "&X-Amz-Date=99991231T235959Z"
+           "&X-Amz-Credential=AKIAEXAMPLEEXAMPLE00%2F99991231%2Fus-east-1%2Fsts%2Faws4_request&X-Amz-Expires=604800")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(url, timeout=10)
+    assert 400 <= exc.value.code < 500
+    # A query-protocol number wider than a float.
+    with pytest.raises(ClientError) as err:
+        server.client("iam").list_users(MaxItems=int("9" * 400))
+    assert 400 <= err.value.response["ResponseMetadata"]["HTTPStatusCode"] < 500

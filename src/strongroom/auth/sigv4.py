@@ -123,15 +123,16 @@ class SigV4Verifier:
                 raise IncompleteSignatureException("X-Amz-Expires must be a number of seconds.") from None
             if not 0 < seconds <= MAX_PRESIGN_EXPIRES:
                 raise InvalidSignatureException("X-Amz-Expires must be between 1 and 604800 seconds.")
+            # Not yet current is checked first: near year 9999, adding the expiry would overflow.
+            if signed_at > now + MAX_SKEW:
+                raise InvalidSignatureException(f"Signature not yet current: {amz_date} is still later than "
+                                                f"{(now + MAX_SKEW).strftime(_AMZ_DATE)}")
             if now > signed_at + dt.timedelta(seconds=seconds):
                 raise InvalidSignatureException(
                     f"Signature expired: {amz_date} is now earlier than "
                     f"{(now - dt.timedelta(seconds=seconds)).strftime(_AMZ_DATE)} "
                     f"({now.strftime(_AMZ_DATE)} - {seconds} sec.)"
                 )
-            if signed_at > now + MAX_SKEW:
-                raise InvalidSignatureException(f"Signature not yet current: {amz_date} is still later than "
-                                                f"{(now + MAX_SKEW).strftime(_AMZ_DATE)}")
         elif abs(now - signed_at) > MAX_SKEW:
             if signed_at < now:
                 raise InvalidSignatureException(

@@ -100,7 +100,8 @@ class _Checker:
             # JSON numbers can be fractional, non-finite (NaN, Infinity) or wider than the shape's
             # 32/64 bits; none of those is an Integer/Long.
             limit = 2**31 if t == "integer" else 2**63
-            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or (isinstance(value, float) and not math.isfinite(value))  # an int may not fit a float
                     or value != int(value) or not -limit <= int(value) < limit):
                 raise _type_error("an Integer" if t == "integer" else "a Long", value)
             value = int(value)

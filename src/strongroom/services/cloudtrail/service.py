@@ -84,7 +84,7 @@ def _before(req: dict[str, Any], token: str | None) -> int | None:
         # An event's seq: a whole number in the database's integer range (the token is not signed).
         if isinstance(before, bool) or not isinstance(before, int) or not 0 <= before < 2**63:
             raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise _error("InvalidNextTokenException", "Invalid NextToken.") from None
     if fp != _fingerprint(req):  # a token belongs to the query that produced it
         raise _error("InvalidNextTokenException", "NextToken does not match the request's parameters.")

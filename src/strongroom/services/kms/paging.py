@@ -37,7 +37,7 @@ def _decode(marker: str, kind: str) -> Any:
         if state.get("k") != kind:
             raise ValueError
         return state["a"]
-    except (ValueError, TypeError, KeyError, UnicodeError, AttributeError):
+    except (ValueError, TypeError, KeyError, UnicodeError, AttributeError, RecursionError):
         raise InvalidMarkerException(_INVALID) from None
 
 

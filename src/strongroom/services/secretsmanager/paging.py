@@ -37,7 +37,7 @@ def decode(token: str, kind: str) -> dict[str, Any]:
         if not isinstance(state, dict) or state.get("k") != kind:
             raise ValueError
         return state
-    except (ValueError, TypeError, UnicodeError):
+    except (ValueError, TypeError, UnicodeError, RecursionError):
         raise InvalidNextTokenException("The NextToken value is invalid.") from None
 
 

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from strongroom.errors import InvalidParameterException
 
@@ -171,6 +171,11 @@ def check_rules(rules: dict[str, Any]) -> None:
     gaps = [b - a for a, b in zip(schedule.hours, schedule.hours[1:])]
     if gaps and hours > min(gaps):
         raise InvalidParameterException("The rotation window can't extend into the next rotation window.")
+    if schedule.cron is not None:
+        try:  # a valid expression may name a date that never comes (the 31st of February)
+            croniter(schedule.cron, dt.datetime.now(dt.timezone.utc)).get_next(float)
+        except CroniterBadDateError:
+            raise _invalid(rules["ScheduleExpression"], "it never occurs.") from None
 
 
 def next_rotation(rules: dict[str, Any], after: float) -> float:
