@@ -26,32 +26,11 @@ from strongroom.rotation.functions import (
     function_arn,
 )
 from strongroom.rotation.invoke import ROLE_ARN, log_result, webhook_url_problem
+from strongroom.services.sts import trust
 from strongroom.storage import iam_store
 
 HANDLER = re.compile(r"^[^\s]+\.[^\s]+$")
 ENV_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _trusts_lambda(trust_policy: str) -> bool:
-    """Whether a trust policy has an Allow of sts:AssumeRole for the Lambda service."""
-    try:
-        statements = _listed(json.loads(trust_policy).get("Statement", []))
-    except (ValueError, AttributeError):
-        return False
-    for st in statements:
-        if not isinstance(st, dict) or st.get("Effect") != "Allow":
-            continue
-        if not any(a in ("sts:AssumeRole", "sts:*", "*") for a in _listed(st.get("Action", []))):
-            continue
-        principal = st.get("Principal")
-        if principal == "*" or (isinstance(principal, dict)
-                                and "lambda.amazonaws.com" in _listed(principal.get("Service", []))):
-            return True
-    return False
 
 
 def _err(code: str, status: int, message: str) -> AwsError:
@@ -157,7 +136,8 @@ class Functions:
             return False
         with self.registry.store.read() as tx:
             role = iam_store.get_role(tx.conn, account_id, m[3])
-        return role is not None and _trusts_lambda(role.assume_role_policy)
+        return role is not None and trust.service_may_assume(json.loads(role.assume_role_policy),  # stored valid
+                                                             "lambda.amazonaws.com", role.arn, account_id)
 
     def _set_code(self, fn: FunctionRecord, zipped: Any) -> None:
         code = base64.b64decode(zipped) if isinstance(zipped, str) else bytes(zipped)

@@ -52,3 +52,10 @@ def allows(trust_policy: dict[str, Any], ctx: RequestContext, action: str, role_
            req: dict[str, Any]) -> bool:
     _, result, trusted = evaluate(trust_policy, ctx, action, role_arn, role_account, req)
     return result.allowed and trusted
+
+
+def service_may_assume(trust_policy: dict[str, Any], service: str, role_arn: str, role_account: str) -> bool:
+    """Whether the trust policy lets an AWS service principal (lambda.amazonaws.com) assume the role."""
+    request = policy.Request(principal_arn="", principal_account=role_account, action="sts:AssumeRole",
+                             resource=role_arn, principal_service=service)
+    return policy.evaluate(request, resource_policy=policy.Policy(TRUST_POLICY_NAME, trust_policy)).allowed
